@@ -1,0 +1,3 @@
+//! Writes the CustomResourceDefinitions of kubelift's API as one YAML stream.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! kubelift's API: the `KubeletUpgrade` plan and the per-node `NodeUpgrade` work order.

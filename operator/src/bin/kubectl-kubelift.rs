@@ -1,0 +1,3 @@
+//! `kubectl kubelift`: plan, watch and steer kubelet rollouts from the command line.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! `kubelift-apiserver`: an in-memory Kubernetes API server on loopback.
+
+fn main() {}

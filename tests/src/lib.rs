@@ -1,0 +1,1 @@
+//! kubelift's testbed: an embedded API server, a kubelet emulator, end-to-end tests, the sandbox.

@@ -1,1 +1,25 @@
-//! kubelift's API: the `KubeletUpgrade` plan and the per-node `NodeUpgrade` work order.
+//! kubelift's API: the `KubeletUpgrade` plan a user applies, and the `NodeUpgrade` work order the
+//! operator hands to one node's helper.
+//!
+//! This crate ensures both sides of every contract in the design read and write the same shapes:
+//! the types, their defaults, the names of labels, annotations, finalizers and field managers, and
+//! the validation that refuses bad input before any node is touched.
+
+pub mod common;
+pub mod constants;
+pub mod kubelet_upgrade;
+pub mod naming;
+pub mod node_upgrade;
+
+pub use common::{
+    BinaryArtifact, ContainerPolicy, ContainersSpec, DrainSpec, DrainTimeoutAction, FailurePolicy,
+    VerifySpec,
+};
+pub use kubelet_upgrade::{
+    BinarySource, KubeletUpgrade, KubeletUpgradeSpec, KubeletUpgradeStatus, MaintenanceWindow,
+    PlanPhase, RolloutOrder, RolloutSpec, Weekday,
+};
+pub use node_upgrade::{
+    ContainerVerdict, NodePhase, NodeUpgrade, NodeUpgradeSpec, NodeUpgradeStatus, ObservedRestart,
+    PredictionCounts, Stage, Verdict,
+};

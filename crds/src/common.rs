@@ -4,19 +4,25 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::rules;
+
 /// Where one kubelet binary comes from, and the digest it must have.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = rules::one_source)]
 pub struct BinaryArtifact {
     /// URL to download the kubelet binary from: `https://`, or `http://` to a loopback address.
     /// Exactly one of `url` and `path` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = rules::url)]
     pub url: Option<String>,
     /// Absolute path of the kubelet binary on the node's own filesystem.
     /// Exactly one of `url` and `path` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = rules::path)]
     pub path: Option<String>,
     /// SHA-256 digest of the binary, 64 lowercase hexadecimal characters.
+    #[schemars(transform = rules::sha256)]
     pub sha256: String,
 }
 
@@ -66,6 +72,7 @@ pub enum DrainTimeoutAction {
 pub struct DrainSpec {
     /// Seconds to wait for all evictions of one node before `onTimeout` applies.
     #[serde(default = "default_drain_timeout")]
+    #[schemars(transform = rules::positive)]
     pub timeout_seconds: i64,
     /// What to do when evictions are still blocked at the timeout: `Fail`, `Skip` or `DeletePod`.
     #[serde(default)]
@@ -92,15 +99,19 @@ pub struct VerifySpec {
     /// Seconds a helper may take to report its prediction before the node fails with
     /// `HelperUnavailable`.
     #[serde(default = "default_prepare_timeout")]
+    #[schemars(transform = rules::positive)]
     pub prepare_timeout_seconds: i64,
     /// Seconds the new kubelet may take to become healthy and its Node Ready.
     #[serde(default = "default_ready_timeout")]
+    #[schemars(transform = rules::positive)]
     pub ready_timeout_seconds: i64,
     /// Seconds the helper keeps watching for restarts after the kubelet is healthy.
     #[serde(default = "default_settle")]
+    #[schemars(transform = rules::non_negative)]
     pub settle_seconds: i64,
     /// Restarts of containers predicted `Preserved` that are tolerated on one node.
     #[serde(default)]
+    #[schemars(transform = rules::non_negative)]
     pub max_unexpected_restarts: i32,
 }
 
@@ -121,6 +132,7 @@ impl Default for VerifySpec {
 pub struct FailurePolicy {
     /// Failed or rolled-back nodes tolerated; the plan halts once more have failed.
     #[serde(default)]
+    #[schemars(transform = rules::non_negative)]
     pub max_failed_nodes: i32,
     /// Restore the previous kubelet on a node whose upgrade fails.
     #[serde(default = "default_true")]

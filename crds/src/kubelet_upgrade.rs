@@ -6,16 +6,18 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{BinaryArtifact, ContainersSpec, DrainSpec, FailurePolicy, VerifySpec};
+use crate::rules;
 
 /// A plan to upgrade the kubelet of the selected nodes to one version, node by node, without
 /// restarting the containers running on them.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "kubelift.dev",
     version = "v1alpha1",
     kind = "KubeletUpgrade",
@@ -64,6 +66,7 @@ use crate::common::{BinaryArtifact, ContainersSpec, DrainSpec, FailurePolicy, Ve
 #[serde(rename_all = "camelCase")]
 pub struct KubeletUpgradeSpec {
     /// Target kubelet version, e.g. `v1.32.1`.
+    #[schemars(transform = rules::version)]
     pub version: String,
     /// Allow a target older than a node's current kubelet.
     #[serde(default)]
@@ -97,26 +100,32 @@ pub struct KubeletUpgradeSpec {
     pub window: Option<MaintenanceWindow>,
     /// Delete the plan this many seconds after it completes (unset: keep it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = rules::non_negative)]
     pub ttl_seconds_after_finished: Option<i64>,
 }
 
 /// The kubelet binary of a plan, with optional per-architecture overrides.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = rules::one_source)]
 pub struct BinarySource {
     /// URL to download the kubelet binary from: `https://`, or `http://` to a loopback address.
     /// Exactly one of `url` and `path` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = rules::url)]
     pub url: Option<String>,
     /// Absolute path of the kubelet binary on each node's own filesystem.
     /// Exactly one of `url` and `path` is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = rules::path)]
     pub path: Option<String>,
     /// SHA-256 digest of the binary, 64 lowercase hexadecimal characters.
+    #[schemars(transform = rules::sha256)]
     pub sha256: String,
     /// Binaries for other CPU architectures, keyed by the node label `kubernetes.io/arch`
     /// (e.g. `arm64`); nodes of any other architecture use the binary above.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(transform = rules::architectures)]
     pub architectures: BTreeMap<String, BinaryArtifact>,
 }
 
@@ -150,9 +159,11 @@ pub struct RolloutSpec {
     /// Most nodes unavailable at once: a number, or a percentage of targeted nodes rounded down
     /// (at least 1). Nodes in flight and targeted nodes that are NotReady count.
     #[serde(default = "default_max_unavailable")]
+    #[schemars(transform = rules::max_unavailable)]
     pub max_unavailable: IntOrString,
     /// Nodes upgraded alone, one after another, before any batch starts.
     #[serde(default = "default_canary")]
+    #[schemars(transform = rules::non_negative)]
     pub canary: i32,
     /// Wait for approval (annotation `kubelift.dev/resume=<generation>`) after the canaries.
     #[serde(default)]
@@ -162,6 +173,7 @@ pub struct RolloutSpec {
     pub order: RolloutOrder,
     /// Seconds to wait after a node succeeds before its slot counts as free.
     #[serde(default = "default_soak")]
+    #[schemars(transform = rules::non_negative)]
     pub soak_seconds: i64,
     /// Prepare every targeted node and report what would restart; execute nothing.
     #[serde(default)]
@@ -200,16 +212,21 @@ pub enum Weekday {
 /// Times at which new nodes may start; nodes in flight finish outside the window.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = rules::window)]
 pub struct MaintenanceWindow {
     /// Days on which the window opens (empty: every day).
     #[serde(default)]
+    #[schemars(transform = rules::days)]
     pub days: Vec<Weekday>,
     /// Opening time, `HH:MM`, in `timeZone`.
+    #[schemars(transform = rules::clock)]
     pub start: String,
     /// Closing time, `HH:MM`, in `timeZone`; before `start` means the window spans midnight.
+    #[schemars(transform = rules::clock)]
     pub end: String,
     /// IANA time-zone name, e.g. `Europe/Berlin`.
     #[serde(default = "default_time_zone")]
+    #[schemars(transform = rules::time_zone)]
     pub time_zone: String,
 }
 

@@ -3,13 +3,18 @@
 //!
 //! This crate ensures both sides of every contract in the design read and write the same shapes:
 //! the types, their defaults, the names of labels, annotations, finalizers and field managers, and
-//! the validation that refuses bad input before any node is touched.
+//! the validation that refuses bad input before any node is touched: CEL rules in the CRD for the
+//! API server, and `validate()` on each spec for the operator.
 
 pub mod common;
 pub mod constants;
 pub mod kubelet_upgrade;
+pub mod manifest;
 pub mod naming;
 pub mod node_upgrade;
+mod rules;
+pub mod validation;
+pub mod version;
 
 pub use common::{
     BinaryArtifact, ContainerPolicy, ContainersSpec, DrainSpec, DrainTimeoutAction, FailurePolicy,
@@ -23,3 +28,5 @@ pub use node_upgrade::{
     ContainerVerdict, NodePhase, NodeUpgrade, NodeUpgradeSpec, NodeUpgradeStatus, ObservedRestart,
     PredictionCounts, Stage, Verdict,
 };
+pub use validation::{FieldError, InvalidSpec};
+pub use version::{KubeVersion, VersionError};

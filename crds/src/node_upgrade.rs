@@ -2,15 +2,17 @@
 //! (status). One exists per node per plan, named `<plan>-<node>` and owned by the plan.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{BinaryArtifact, ContainersSpec, VerifySpec};
+use crate::rules;
 
 /// The upgrade of one node's kubelet, as part of a `KubeletUpgrade`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "kubelift.dev",
     version = "v1alpha1",
     kind = "NodeUpgrade",
@@ -72,10 +74,13 @@ use crate::common::{BinaryArtifact, ContainersSpec, VerifySpec};
 #[serde(rename_all = "camelCase")]
 pub struct NodeUpgradeSpec {
     /// The node to upgrade.
+    #[schemars(transform = rules::object_name)]
     pub node_name: String,
     /// Name of the `KubeletUpgrade` this node belongs to.
+    #[schemars(transform = rules::object_name)]
     pub plan: String,
     /// Target kubelet version, e.g. `v1.32.1`.
+    #[schemars(transform = rules::version)]
     pub version: String,
     /// The kubelet binary for this node's architecture.
     pub binary: BinaryArtifact,
@@ -87,6 +92,7 @@ pub struct NodeUpgradeSpec {
     pub hold_reason: Option<String>,
     /// Attempt number, bumped to retry a failed node; the helper's journal is keyed by it.
     #[serde(default)]
+    #[schemars(transform = rules::non_negative)]
     pub attempt: i32,
     /// Container policy copied from the plan.
     #[serde(default)]

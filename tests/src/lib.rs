@@ -1,1 +1,10 @@
 //! kubelift's testbed: an embedded API server, a kubelet emulator, end-to-end tests, the sandbox.
+pub mod apiserver;
+pub mod cluster;
+pub mod cri_sim;
+pub mod emulator;
+pub mod supervisor;
+pub mod artifact_server;
+pub mod containerd;
+pub mod helper_run;
+pub mod standin_kubelet;

@@ -1,0 +1,182 @@
+//! Verify: the kubelet is healthy, its on-disk binary and the Node report the expected version,
+//! the Node is Ready, and every container predicted `Preserved` keeps its ID and restart count for
+//! the settle period. Every restart seen (predicted or not) is recorded with the container IDs
+//! before and after. Used for the new kubelet and, after a rollback, for the previous one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kubelift_crds::Verdict;
+use tokio::time::Instant;
+
+use crate::cluster::ClusterView;
+use crate::context::NodeContext;
+use crate::cri::{self, CriClient, CriError, RuntimeContainer};
+use crate::journal::Restart;
+use crate::kubelet;
+use crate::snapshot::SnapshotBody;
+
+/// Errors of verification.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The kubelet did not become healthy at the expected version in time.
+    #[error(
+        "failed to see kubelet {version} healthy and its Node Ready within {timeout:?}: {last}"
+    )]
+    NotReady {
+        /// Expected version.
+        version: String,
+        /// How long was waited.
+        timeout: Duration,
+        /// The last thing missing.
+        last: String,
+    },
+    /// Containers predicted `Preserved` restarted.
+    #[error("failed to preserve {count} container(s): {details}")]
+    UnexpectedRestarts {
+        /// How many.
+        count: usize,
+        /// Each as `namespace/pod/container id-before -> id-after`.
+        details: String,
+    },
+    /// The runtime could not be read.
+    #[error("failed to read containers during verification")]
+    Cri(#[from] CriError),
+}
+
+impl VerifyError {
+    /// `PascalCase` reason for status, Events and metrics.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotReady { .. } => "KubeletNotReady",
+            Self::UnexpectedRestarts { .. } => "UnexpectedRestarts",
+            Self::Cri(_) => "RuntimeUnavailable",
+        }
+    }
+}
+
+/// Waits until the kubelet is healthy, reports `version` on disk and (when observed) on the Node,
+/// and the Node is Ready.
+pub async fn wait_ready(
+    ctx: &NodeContext,
+    cluster: &ClusterView,
+    version: &str,
+    timeout: Duration,
+) -> Result<(), VerifyError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let missing = readiness_gap(ctx, cluster, version).await;
+        let Some(last) = missing else {
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            return Err(VerifyError::NotReady {
+                version: version.to_owned(),
+                timeout,
+                last,
+            });
+        }
+        tracing::debug!(%last, "waiting for the kubelet");
+        tokio::time::sleep(ctx.poll_interval).await;
+    }
+}
+
+/// What keeps the kubelet from counting as ready, or `None` when nothing does.
+async fn readiness_gap(ctx: &NodeContext, cluster: &ClusterView, version: &str) -> Option<String> {
+    if !kubelet::healthy(&ctx.http, &ctx.health_url).await {
+        return Some(format!("{} is not healthy", ctx.health_url));
+    }
+    match kubelet::binary_version(&ctx.paths.kubelet).await {
+        Ok(on_disk) if on_disk == version => {}
+        Ok(on_disk) => return Some(format!("the kubelet on disk reports {on_disk}")),
+        Err(error) => return Some(error.to_string()),
+    }
+    match cluster.node_state(&ctx.node_name).await {
+        Ok(Some(node)) if node.kubelet_version != version => {
+            Some(format!("the Node reports kubelet {}", node.kubelet_version))
+        }
+        Ok(Some(node)) if !node.ready => Some("the Node is not Ready".to_owned()),
+        Ok(_) => None,
+        Err(error) => Some(error.to_string()),
+    }
+}
+
+/// Watches the snapshot's containers for `settle`, returning every restart seen; fails when the
+/// restarts of containers predicted `Preserved` exceed `max_unexpected`.
+pub async fn settle(
+    ctx: &NodeContext,
+    cri: &mut CriClient,
+    snapshot: &SnapshotBody,
+    settle: Duration,
+    max_unexpected: usize,
+) -> Result<Vec<Restart>, VerifyError> {
+    let deadline = Instant::now() + settle;
+    let mut seen = BTreeMap::new();
+    loop {
+        for restart in restarts_since(snapshot, &cri.running_containers().await?) {
+            seen.insert(
+                (restart.pod_uid.clone(), restart.container_name.clone()),
+                restart,
+            );
+        }
+        let restarts: Vec<Restart> = seen.values().cloned().collect();
+        let unexpected: Vec<&Restart> = restarts.iter().filter(|r| r.unexpected).collect();
+        if unexpected.len() > max_unexpected {
+            return Err(VerifyError::UnexpectedRestarts {
+                count: unexpected.len(),
+                details: describe(&unexpected),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Ok(restarts);
+        }
+        tokio::time::sleep(ctx.poll_interval.min(deadline - Instant::now())).await;
+    }
+}
+
+/// Compares the running containers with the snapshot: a container whose ID or restart count
+/// changed, or that no longer runs, restarted.
+#[must_use]
+pub fn restarts_since(snapshot: &SnapshotBody, running: &[RuntimeContainer]) -> Vec<Restart> {
+    let now = cri::by_key(running);
+    snapshot
+        .containers
+        .iter()
+        .filter_map(|before| {
+            let before_c = &before.container;
+            let after = now.get(&before_c.key());
+            let unchanged = after
+                .is_some_and(|a| a.id == before_c.id && a.restart_count == before_c.restart_count);
+            (!unchanged).then(|| Restart {
+                pod_namespace: before_c.pod_namespace.clone(),
+                pod_name: before_c.pod_name.clone(),
+                pod_uid: before_c.pod_uid.clone(),
+                container_name: before_c.container_name.clone(),
+                id_before: before_c.id.clone(),
+                id_after: after.map(|a| a.id.clone()).unwrap_or_default(),
+                restart_count_before: before_c.restart_count,
+                restart_count_after: after.map_or(before_c.restart_count, |a| a.restart_count),
+                unexpected: before.verdict == Verdict::Preserved,
+            })
+        })
+        .collect()
+}
+
+fn describe(restarts: &[&Restart]) -> String {
+    let each: Vec<String> = restarts
+        .iter()
+        .map(|r| {
+            let after = if r.id_after.is_empty() {
+                "gone"
+            } else {
+                r.id_after.as_str()
+            };
+            format!(
+                "{}/{}/{} {} -> {}",
+                r.pod_namespace, r.pod_name, r.container_name, r.id_before, after
+            )
+        })
+        .collect();
+    each.join(", ")
+}

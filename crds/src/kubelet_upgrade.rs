@@ -16,6 +16,10 @@ use crate::rules;
 /// A plan to upgrade the kubelet of the selected nodes to one version, node by node, without
 /// restarting the containers running on them.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats type_, which clippy mistakes for a repeated attribute"
+)]
 #[kube(
     crates(kube_core = "::kube_core"),
     group = "kubelift.dev",

@@ -23,7 +23,8 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![KubeletUpgrade::crd(), NodeUpgrade::crd()]
 }
 
-/// The content of `manifests/crds.yaml`: a header saying it is generated, then one document per CRD.
+/// The content of `manifests/crds.yaml`: a header saying it is generated, then one document per
+/// CRD.
 pub fn crds_yaml() -> Result<String, ManifestError> {
     let documents = serde_saphyr::to_string_multiple(&crds())?;
     Ok(format!(

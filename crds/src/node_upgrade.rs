@@ -11,6 +11,10 @@ use crate::rules;
 
 /// The upgrade of one node's kubelet, as part of a `KubeletUpgrade`.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[allow(
+    clippy::duplicated_attributes,
+    reason = "each printcolumn(...) repeats type_, which clippy mistakes for a repeated attribute"
+)]
 #[kube(
     crates(kube_core = "::kube_core"),
     group = "kubelift.dev",

@@ -62,8 +62,8 @@ pub(crate) const ONE_SOURCE: Rule = Rule {
 /// A number of nodes or a percentage of them, never zero.
 ///
 /// An int-or-string is `dyn` in CEL. `self == string(self)` (false for a number under CEL's
-/// heterogeneous equality) tells the two apart where the usual `type(self) == int` would do, because
-/// kube-cel, which the tests evaluate the rules with, does not provide `type()`.
+/// heterogeneous equality) tells the two apart where the usual `type(self) == int` would do,
+/// because kube-cel, which the tests evaluate the rules with, does not provide `type()`.
 pub(crate) const MAX_UNAVAILABLE: Rule = Rule {
     cel: "self == string(self) ? string(self).matches('^(100|[1-9][0-9]?)%$') : int(self) > 0",
     message: "must be a positive number of nodes, or a percentage from 1% to 100%",

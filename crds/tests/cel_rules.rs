@@ -95,7 +95,7 @@ fn base_plan() -> Value {
     })
 }
 
-/// A NodeUpgrade that sets every field that carries a rule.
+/// A `NodeUpgrade` that sets every field that carries a rule.
 fn base_node() -> Value {
     json!({
         "apiVersion": "kubelift.dev/v1alpha1",

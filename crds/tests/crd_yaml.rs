@@ -1,6 +1,7 @@
 //! Checks the committed `manifests/crds.yaml`: that `crdgen` reproduces it byte for byte, that it
 //! reads back as the generated definitions, and that it carries what users and the API server
-//! rely on (descriptions, design defaults, list-map conditions, selectable fields, bounded strings).
+//! rely on: descriptions, design defaults, list-map conditions, selectable fields and bounded
+//! strings.
 
 #![allow(
     clippy::unwrap_used,

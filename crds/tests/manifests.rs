@@ -1,6 +1,6 @@
 //! Checks every file in `manifests/`: each parses as a YAML stream of Kubernetes objects, the
 //! examples are valid plans (for `validate()` and for the CRD's CEL rules), and the install
-//! manifests keep what DESIGN requires of RBAC, the operator Deployment and the helper DaemonSet.
+//! manifests keep what DESIGN requires of RBAC, the operator Deployment and the helper `DaemonSet`.
 
 #![allow(
     clippy::unwrap_used,

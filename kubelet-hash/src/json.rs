@@ -60,7 +60,11 @@ impl Value<'_> {
 
 /// Reads one JSON document, surrounded by nothing but white space.
 pub(crate) fn parse(input: &[u8]) -> Result<Node<'_>, JsonError> {
-    let mut reader = Reader { input, pos: 0, depth: 0 };
+    let mut reader = Reader {
+        input,
+        pos: 0,
+        depth: 0,
+    };
     reader.skip_space();
     let node = reader.value()?;
     reader.skip_space();
@@ -78,7 +82,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn error(&self, reason: &'static str) -> JsonError {
-        JsonError { offset: self.pos, reason }
+        JsonError {
+            offset: self.pos,
+            reason,
+        }
     }
 
     fn peek(&self) -> Option<u8> {
@@ -104,7 +111,10 @@ impl<'a> Reader<'a> {
             Some(_) => return Err(self.error("invalid character looking for a value")),
             None => return Err(self.error("unexpected end of input")),
         };
-        Ok(Node { value, span: start..self.pos })
+        Ok(Node {
+            value,
+            span: start..self.pos,
+        })
     }
 
     fn nested(
@@ -199,12 +209,16 @@ impl<'a> Reader<'a> {
         self.pos += 1;
         let start = self.pos;
         loop {
+            let rest = &self.input[self.pos..];
+            let special = rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            self.pos += special.unwrap_or(rest.len());
             match self.peek() {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => break,
                 Some(b'\\') => self.escape()?,
-                Some(c) if c < 0x20 => return Err(self.error("control character in string")),
-                Some(_) => self.pos += 1,
+                Some(_) => return Err(self.error("control character in string")),
             }
         }
         let raw = &self.input[start..self.pos];

@@ -52,7 +52,11 @@ impl GoEscapes {
     /// The setting assumed when none is given: `go1.22` from 1.30, `legacy` before.
     #[must_use]
     pub fn default_for(kubelet: &KubeletVersion) -> GoEscapes {
-        if kubelet.minor_pair() >= (1, 30) { GoEscapes::Go122 } else { GoEscapes::Legacy }
+        if kubelet.minor_pair() >= (1, 30) {
+            GoEscapes::Go122
+        } else {
+            GoEscapes::Legacy
+        }
     }
 }
 
@@ -163,7 +167,9 @@ fn hashed_bytes(
     kubelet: &KubeletVersion,
     options: HashOptions,
 ) -> Result<Vec<u8>, HashError> {
-    let escapes = options.go_escapes.unwrap_or_else(|| GoEscapes::default_for(kubelet));
+    let escapes = options
+        .go_escapes
+        .unwrap_or_else(|| GoEscapes::default_for(kubelet));
     let minor = kubelet.minor_pair();
     if kubelet.major != 1 || minor < (1, 16) {
         return Err(HashError::UnsupportedVersion(kubelet.clone()));
@@ -176,13 +182,22 @@ fn hashed_bytes(
         let schema = schema::newest()?;
         let slots = model::decode(&schema.fields, node)?;
         out.extend_from_slice(b"{\"image\":");
-        write::write_string(&mut out, model::string_field(&schema.fields, &slots, "image"), escapes);
+        write::write_string(
+            &mut out,
+            model::string_field(&schema.fields, &slots, "image"),
+            escapes,
+        );
         out.extend_from_slice(b",\"name\":");
-        write::write_string(&mut out, model::string_field(&schema.fields, &slots, "name"), escapes);
+        write::write_string(
+            &mut out,
+            model::string_field(&schema.fields, &slots, "name"),
+            escapes,
+        );
         out.push(b'}');
         return Ok(out);
     }
-    let schema = schema::schema(kubelet.minor)?.ok_or_else(|| HashError::NoSchema(kubelet.clone()))?;
+    let schema =
+        schema::schema(kubelet.minor)?.ok_or_else(|| HashError::NoSchema(kubelet.clone()))?;
     let mut slots = model::decode(&schema.fields, node)?;
     if options.without_resources
         && let Some(index) = schema.fields.iter().position(|f| f.name == "resources")
@@ -198,12 +213,12 @@ fn hashed_bytes(
 fn fnv1a_of_rendered(json: &[u8]) -> u32 {
     let mut hash = Fnv1a::new();
     hash.write(b"([]uint8)[");
-    for (index, &byte) in json.iter().enumerate() {
-        if index > 0 {
-            hash.write(b" ");
-        }
-        let (digits, len) = &DECIMAL[usize::from(byte)];
+    if let Some((&first, rest)) = json.split_first() {
+        let (digits, len) = &DECIMAL[usize::from(first)];
         hash.write(&digits[..*len]);
+        for &byte in rest {
+            hash.write_spaced(&SPACED_DECIMAL[usize::from(byte)]);
+        }
     }
     hash.write(b"]");
     hash.0
@@ -212,6 +227,20 @@ fn fnv1a_of_rendered(json: &[u8]) -> u32 {
 /// Every byte value in decimal, without leading zeros.
 const DECIMAL: [([u8; 3], usize); 256] = decimal_table();
 
+/// The same, preceded by the separating space.
+const SPACED_DECIMAL: [([u8; 4], usize); 256] = spaced_decimal_table();
+
+const fn spaced_decimal_table() -> [([u8; 4], usize); 256] {
+    let mut table = [([b' ', 0, 0, 0], 0usize); 256];
+    let mut n = 0;
+    while n < 256 {
+        let (digits, len) = DECIMAL[n];
+        table[n] = ([b' ', digits[0], digits[1], digits[2]], len + 1);
+        n += 1;
+    }
+    table
+}
+
 #[allow(clippy::cast_possible_truncation, reason = "indices are below 256")]
 const fn decimal_table() -> [([u8; 3], usize); 256] {
     let mut table = [([0u8; 3], 0usize); 256];
@@ -219,7 +248,10 @@ const fn decimal_table() -> [([u8; 3], usize); 256] {
     while n < 256 {
         let byte = n as u8;
         table[n] = if byte >= 100 {
-            ([b'0' + byte / 100, b'0' + byte / 10 % 10, b'0' + byte % 10], 3)
+            (
+                [b'0' + byte / 100, b'0' + byte / 10 % 10, b'0' + byte % 10],
+                3,
+            )
         } else if byte >= 10 {
             ([b'0' + byte / 10, b'0' + byte % 10, 0], 2)
         } else {
@@ -239,7 +271,23 @@ impl Fnv1a {
 
     fn write(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            self.0 = (self.0 ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+            self.step(byte);
+        }
+    }
+
+    fn step(&mut self, byte: u8) {
+        self.0 = (self.0 ^ u32::from(byte)).wrapping_mul(0x0100_0193);
+    }
+
+    /// A space and one to three digits, without a loop whose length the CPU must guess.
+    fn write_spaced(&mut self, &(bytes, len): &([u8; 4], usize)) {
+        self.step(bytes[0]);
+        self.step(bytes[1]);
+        if len > 2 {
+            self.step(bytes[2]);
+        }
+        if len > 3 {
+            self.step(bytes[3]);
         }
     }
 }

@@ -24,7 +24,10 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(reason: impl Into<String>) -> Self {
-        DecodeError { path: String::new(), reason: reason.into() }
+        DecodeError {
+            path: String::new(),
+            reason: reason.into(),
+        }
     }
 
     fn mismatch(expected: &str, found: &Value<'_>) -> Self {
@@ -90,6 +93,9 @@ fn decode_members<'a>(
 
 /// The field a key decodes into: an exact match, else the first case-insensitive one.
 fn field_index(fields: &[Field], raw_key: &[u8]) -> Option<usize> {
+    if let Some(index) = fields.iter().position(|f| f.name.as_bytes() == raw_key) {
+        return Some(index);
+    }
     let key = decode_string(raw_key);
     fields
         .iter()
@@ -97,7 +103,11 @@ fn field_index(fields: &[Field], raw_key: &[u8]) -> Option<usize> {
         .or_else(|| fields.iter().position(|f| key_folds_to(&key, &f.name)))
 }
 
-fn decode_field<'a>(field: &Field, slot: &mut Slot<'a>, node: &Node<'a>) -> Result<(), DecodeError> {
+fn decode_field<'a>(
+    field: &Field,
+    slot: &mut Slot<'a>,
+    node: &Node<'a>,
+) -> Result<(), DecodeError> {
     match field.shape {
         Shape::Value => decode_base(field, slot, node),
         Shape::Pointer => {
@@ -118,7 +128,11 @@ fn decode_field<'a>(field: &Field, slot: &mut Slot<'a>, node: &Node<'a>) -> Resu
 }
 
 /// Go reuses the elements of a slice decoded twice (a duplicate key) and truncates it.
-fn decode_slice<'a>(field: &Field, slot: &mut Slot<'a>, node: &Node<'a>) -> Result<(), DecodeError> {
+fn decode_slice<'a>(
+    field: &Field,
+    slot: &mut Slot<'a>,
+    node: &Node<'a>,
+) -> Result<(), DecodeError> {
     let items = match &node.value {
         Value::Null => {
             *slot = Slot::Zero;
@@ -183,14 +197,24 @@ fn expected_kind(base: Base) -> &'static str {
 
 /// Go's `strconv.ParseInt(token, 10, 64)` plus the field's range check.
 fn go_int(raw: &[u8], bits: u32) -> Result<i64, DecodeError> {
-    let text = std::str::from_utf8(raw).unwrap_or_default();
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let parsed = if digits.bytes().all(|b| b.is_ascii_digit()) { text.parse().ok() } else { None };
-    let limit = 1i64 << (bits - 1).min(62);
-    match parsed {
-        Some(n) if bits == 64 || (-limit..limit).contains(&n) => Ok(n),
-        _ => Err(DecodeError::new(format!("number {text} does not fit int{bits}"))),
+    let (negative, digits) = match raw {
+        [b'-', digits @ ..] => (true, digits),
+        digits => (false, digits),
+    };
+    let mut magnitude: Option<i128> = (!digits.is_empty()).then_some(0);
+    for &byte in digits {
+        let digit = byte.is_ascii_digit().then(|| i128::from(byte - b'0'));
+        magnitude = magnitude
+            .zip(digit)
+            .and_then(|(m, d)| m.checked_mul(10)?.checked_add(d));
     }
+    let value = magnitude.map(|m| if negative { -m } else { m });
+    let limit = 1i128 << (bits - 1);
+    let in_range = value.filter(|v| (-limit..limit).contains(v));
+    in_range.and_then(|v| i64::try_from(v).ok()).ok_or_else(|| {
+        let text = String::from_utf8_lossy(raw);
+        DecodeError::new(format!("number {text} does not fit int{bits}"))
+    })
 }
 
 /// `Quantity.UnmarshalJSON`: the raw token (quotes removed, escapes not interpreted).
@@ -271,7 +295,10 @@ fn is_empty(field: &Field, slot: &Slot<'_>) -> bool {
     match (field.shape, slot) {
         (_, Slot::Zero) => !matches!(
             (field.shape, field.base),
-            (Shape::Value, Base::Struct | Base::Quantity | Base::IntOrString)
+            (
+                Shape::Value,
+                Base::Struct | Base::Quantity | Base::IntOrString
+            )
         ),
         (Shape::Slice, Slot::Slice(items)) => items.is_empty(),
         (Shape::Value, Slot::Str(s)) => s.is_empty(),

@@ -123,18 +123,32 @@ fn calibrate_node(
     stored: &StoredHashes,
 ) -> Option<Calibration> {
     let stored_hash = parse_stored(stored.hash.as_deref()?)?;
-    let stored_without = stored.hash_without_resources.as_deref().and_then(parse_stored);
+    let stored_without = stored
+        .hash_without_resources
+        .as_deref()
+        .and_then(parse_stored);
     let reproduces = |escapes, without_resources: bool| {
-        let expected = if without_resources { stored_without } else { Some(stored_hash) };
-        let options = HashOptions { go_escapes: Some(escapes), without_resources };
+        let expected = if without_resources {
+            stored_without
+        } else {
+            Some(stored_hash)
+        };
+        let options = HashOptions {
+            go_escapes: Some(escapes),
+            without_resources,
+        };
         hash_node(node, kubelet, options).is_ok_and(|h| Some(u64::from(h)) == expected)
     };
     let in_place_resize =
         stored.hash_without_resources.is_some() && writes_without_resources(kubelet);
     let candidates = GoEscapes::candidates(kubelet);
     let matching = |without_resources| {
-        let found = candidates.into_iter().find(|&e| reproduces(e, without_resources))?;
-        let ambiguous = candidates.into_iter().all(|e| reproduces(e, without_resources));
+        let found = candidates
+            .into_iter()
+            .find(|&e| reproduces(e, without_resources))?;
+        let ambiguous = candidates
+            .into_iter()
+            .all(|e| reproduces(e, without_resources));
         Some((found, ambiguous))
     };
     if let Some((go_escapes, escapes_ambiguous)) = matching(false) {
@@ -196,7 +210,10 @@ pub fn container_names_and_json(
     let node = json::parse(pod_json.as_bytes())?;
     let containers = pod_containers(&node)?;
     let raw = |c: &PodContainer<'_>| pod_json.get(c.node.span.clone()).unwrap_or_default();
-    Ok(containers.iter().map(|c| (c.kind, c.name.clone(), raw(c).to_owned())).collect())
+    Ok(containers
+        .iter()
+        .map(|c| (c.kind, c.name.clone(), raw(c).to_owned()))
+        .collect())
 }
 
 struct PodContainer<'n> {
@@ -207,7 +224,10 @@ struct PodContainer<'n> {
 
 fn pod_containers<'n>(node: &'n Node<'n>) -> Result<Vec<PodContainer<'n>>, HashError> {
     let Value::Object(members) = &node.value else {
-        return Err(HashError::PodShape(format!("expected an object, found {}", node.value.kind())));
+        return Err(HashError::PodShape(format!(
+            "expected an object, found {}",
+            node.value.kind()
+        )));
     };
     let spec = member(members, "spec").unwrap_or(node);
     let Value::Object(spec_members) = &spec.value else {
@@ -220,7 +240,11 @@ fn pod_containers<'n>(node: &'n Node<'n>) -> Result<Vec<PodContainer<'n>>, HashE
     }
     if regular.is_none() && init.is_none() {
         let name = container_name(members, "the container")?;
-        return Ok(vec![PodContainer { kind: ContainerKind::Regular, name, node }]);
+        return Ok(vec![PodContainer {
+            kind: ContainerKind::Regular,
+            name,
+            node,
+        }]);
     }
     let mut containers = list(init, "initContainers")?;
     containers.extend(list(regular, "containers")?);
@@ -236,7 +260,9 @@ fn list<'n>(
         Some(Value::Array(items)) => items,
         Some(other) => {
             let found = other.kind();
-            return Err(HashError::PodShape(format!("{list_name} is a {found}, not an array")));
+            return Err(HashError::PodShape(format!(
+                "{list_name} is a {found}, not an array"
+            )));
         }
     };
     let mut containers = Vec::with_capacity(items.len());
@@ -251,7 +277,11 @@ fn list<'n>(
             (_, Some("Always")) => ContainerKind::Sidecar,
             _ => ContainerKind::Init,
         };
-        containers.push(PodContainer { kind, name, node: item });
+        containers.push(PodContainer {
+            kind,
+            name,
+            node: item,
+        });
     }
     Ok(containers)
 }
@@ -293,7 +323,11 @@ fn predict_container(
     let mut prediction = ContainerPrediction {
         name: container.name.clone(),
         kind: container.kind,
-        verdict: if current_hash == target_hash { Verdict::Preserved } else { Verdict::WillRestart },
+        verdict: if current_hash == target_hash {
+            Verdict::Preserved
+        } else {
+            Verdict::WillRestart
+        },
         stored: None,
         current: format!("{current_hash:x}"),
         target: format!("{target_hash:x}"),
@@ -310,9 +344,18 @@ fn predict_container(
     let Some(calibration) = calibrate_node(node, current, entry) else {
         return Ok(prediction);
     };
-    let judged = Judge { node, current, target, calibration, stored: entry };
+    let judged = Judge {
+        node,
+        current,
+        target,
+        calibration,
+        stored: entry,
+    };
     let (verdict, target_hash) = judged.verdict()?;
-    let options = HashOptions { go_escapes: Some(calibration.go_escapes), without_resources: false };
+    let options = HashOptions {
+        go_escapes: Some(calibration.go_escapes),
+        without_resources: false,
+    };
     prediction.current = format!("{:x}", hash_node(node, current, options)?);
     prediction.target = format!("{target_hash:x}");
     prediction.verdict = verdict;
@@ -338,7 +381,10 @@ impl Judge<'_, '_> {
             outcomes.push(self.verdict_with(escapes)?);
         }
         let (first_verdict, first_hash) = outcomes[0];
-        if outcomes.iter().all(|(verdict, _)| *verdict == first_verdict) {
+        if outcomes
+            .iter()
+            .all(|(verdict, _)| *verdict == first_verdict)
+        {
             Ok((first_verdict, first_hash))
         } else {
             Ok((Verdict::Unknown, first_hash))
@@ -364,7 +410,10 @@ impl Judge<'_, '_> {
     }
 
     fn verdict_with(&self, escapes: GoEscapes) -> Result<(Verdict, u32), HashError> {
-        let options = HashOptions { go_escapes: Some(escapes), without_resources: false };
+        let options = HashOptions {
+            go_escapes: Some(escapes),
+            without_resources: false,
+        };
         let target_hash = hash_node(self.node, self.target, options)?;
         let stored = self.stored.hash.as_deref().and_then(parse_stored);
         if stored == Some(u64::from(target_hash)) || self.resized_in_place(escapes)? {
@@ -381,9 +430,16 @@ impl Judge<'_, '_> {
         if !usable {
             return Ok(false);
         }
-        let options = HashOptions { go_escapes: Some(escapes), without_resources: true };
+        let options = HashOptions {
+            go_escapes: Some(escapes),
+            without_resources: true,
+        };
         let hash = hash_node(self.node, self.target, options)?;
-        let stored = self.stored.hash_without_resources.as_deref().and_then(parse_stored);
+        let stored = self
+            .stored
+            .hash_without_resources
+            .as_deref()
+            .and_then(parse_stored);
         Ok(stored == Some(u64::from(hash)))
     }
 }

@@ -38,7 +38,10 @@ impl Quantity {
     /// The zero quantity (what `null` and an absent quantity decode to), written `0`.
     #[must_use]
     pub fn zero() -> Self {
-        Quantity { value: Decimal::default(), written: "0".to_owned() }
+        Quantity {
+            value: Decimal::default(),
+            written: "0".to_owned(),
+        }
     }
 
     /// The text Go writes between the quotes.
@@ -90,7 +93,11 @@ fn parse_trimmed(s: &str) -> Result<Quantity, &'static str> {
     let parts = split(s)?;
     let (exponent, format) = interpret(parts.suffix).ok_or("unknown suffix")?;
     if let Some((value, kept)) = fast_path(&parts, exponent, format) {
-        let written = if kept { s.to_owned() } else { canonical(&value, format) };
+        let written = if kept {
+            s.to_owned()
+        } else {
+            canonical(&value, format)
+        };
         return Ok(Quantity { value, written });
     }
     let (value, format) = slow_path(&parts, exponent, format)?;
@@ -108,11 +115,21 @@ fn split(s: &str) -> Result<Parts<'_>, &'static str> {
         pos += 1;
     }
     if pos == bytes.len() {
-        return Ok(Parts { negative, number: "0", num: "0", frac: "", suffix: "" });
+        return Ok(Parts {
+            negative,
+            number: "0",
+            num: "0",
+            frac: "",
+            suffix: "",
+        });
     }
     let num_start = pos;
     pos += count_digits(&bytes[pos..]);
-    let num = if pos == num_start { "0" } else { &s[num_start..pos] };
+    let num = if pos == num_start {
+        "0"
+    } else {
+        &s[num_start..pos]
+    };
     let mut frac = "";
     if bytes.get(pos) == Some(&b'.') {
         let frac_start = pos + 1;
@@ -122,7 +139,13 @@ fn split(s: &str) -> Result<Parts<'_>, &'static str> {
     let number = &s[..pos];
     let suffix = &s[pos..];
     check_suffix_shape(suffix.as_bytes())?;
-    Ok(Parts { negative, number, num, frac, suffix })
+    Ok(Parts {
+        negative,
+        number,
+        num,
+        frac,
+        suffix,
+    })
 }
 
 fn count_digits(bytes: &[u8]) -> usize {
@@ -131,7 +154,10 @@ fn count_digits(bytes: &[u8]) -> usize {
 
 /// A suffix is letters from `eEinumkKMGTP`, an optional sign, then digits.
 fn check_suffix_shape(suffix: &[u8]) -> Result<(), &'static str> {
-    let letters = suffix.iter().take_while(|b| b"eEinumkKMGTP".contains(b)).count();
+    let letters = suffix
+        .iter()
+        .take_while(|b| b"eEinumkKMGTP".contains(b))
+        .count();
     let mut rest = &suffix[letters..];
     if let [b'+' | b'-', after @ ..] = rest {
         rest = after;
@@ -157,8 +183,14 @@ fn interpret(suffix: &str) -> Option<(i32, Format)> {
         ("P", 15),
         ("E", 18),
     ];
-    const BINARY: [(&str, i32); 6] =
-        [("Ki", 10), ("Mi", 20), ("Gi", 30), ("Ti", 40), ("Pi", 50), ("Ei", 60)];
+    const BINARY: [(&str, i32); 6] = [
+        ("Ki", 10),
+        ("Mi", 20),
+        ("Gi", 30),
+        ("Ti", 40),
+        ("Pi", 50),
+        ("Ei", 60),
+    ];
     if let Some(&(_, power)) = DECIMAL.iter().find(|(s, _)| *s == suffix) {
         return Some((power, Format::DecimalSi));
     }
@@ -168,7 +200,10 @@ fn interpret(suffix: &str) -> Option<(i32, Format)> {
     let digits = suffix.strip_prefix(['e', 'E']).filter(|d| !d.is_empty())?;
     let power = parse_go_int(digits)?;
     // Go converts the 64-bit exponent with int32(), which wraps.
-    #[allow(clippy::cast_possible_truncation, reason = "reproduces Go's int32() conversion")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "reproduces Go's int32() conversion"
+    )]
     Some((power as i32, Format::DecimalExponent))
 }
 
@@ -191,8 +226,8 @@ fn fast_path(parts: &Parts<'_>, exponent: i32, format: Format) -> Option<(Decima
         if !parts.frac.is_empty() || precision < 0 {
             return None;
         }
-        let num: i64 = parts.num.parse().ok()?;
-        let value = Decimal::from_digits(parts.negative, parts.num, 0).times_pow2(exponent);
+        let num: u64 = parts.num.parse().ok()?;
+        let value = Decimal::from_u128(parts.negative, u128::from(num) << exponent);
         return Some((value, num & 7 != 0));
     }
     let scale = i64::from(exponent) - frac_len;
@@ -226,7 +261,11 @@ fn slow_path(
     let mut value = Decimal::from_digits(parts.negative, &digits, scale);
     value = match format {
         Format::BinarySi => value.times_pow2(exponent),
-        _ => Decimal { exp: value.exp + i64::from(exponent), ..value }.normalised(),
+        _ => Decimal {
+            exp: value.exp + i64::from(exponent),
+            ..value
+        }
+        .normalised(),
     };
     value.round_up_to_nano();
     if format == Format::BinarySi {
@@ -245,9 +284,8 @@ fn canonical(value: &Decimal, format: Format) -> String {
     if value.is_zero() {
         return "0".to_owned();
     }
-    let binary_whole = format == Format::BinarySi
-        && value.cmp_magnitude(1024) != Ordering::Less
-        && value.exp >= 0;
+    let binary_whole =
+        format == Format::BinarySi && value.cmp_magnitude(1024) != Ordering::Less && value.exp >= 0;
     match (format, binary_whole) {
         (Format::BinarySi, true) => canonical_binary(value),
         (Format::DecimalExponent, _) => canonical_decimal(value, false),
@@ -259,7 +297,10 @@ fn canonical_decimal(value: &Decimal, si: bool) -> String {
     let shift = value.exp.rem_euclid(3);
     let exponent = value.exp - shift;
     let mut text = value.signed_digits();
-    text.extend(std::iter::repeat_n('0', usize::try_from(shift).unwrap_or(0)));
+    text.extend(std::iter::repeat_n(
+        '0',
+        usize::try_from(shift).unwrap_or(0),
+    ));
     let suffix = match (si, exponent) {
         (_, 0) => String::new(),
         (true, -9) => "n".to_owned(),
@@ -302,7 +343,22 @@ struct Decimal {
 impl Decimal {
     fn from_digits(negative: bool, digits: &str, exp: i64) -> Self {
         let digits = digits.bytes().map(|b| b - b'0').collect();
-        Decimal { negative, digits, exp }.normalised()
+        Decimal {
+            negative,
+            digits,
+            exp,
+        }
+        .normalised()
+    }
+
+    fn from_u128(negative: bool, value: u128) -> Self {
+        let digits = value.to_string().bytes().map(|b| b - b'0').collect();
+        Decimal {
+            negative,
+            digits,
+            exp: 0,
+        }
+        .normalised()
     }
 
     fn normalised(mut self) -> Self {
@@ -389,7 +445,9 @@ impl Decimal {
             .iter()
             .copied()
             .chain(std::iter::repeat_n(0, zeros))
-            .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d)))
+            .fold(0u64, |n, d| {
+                n.saturating_mul(10).saturating_add(u64::from(d))
+            })
     }
 
     fn signed_digits(&self) -> String {

@@ -25,8 +25,12 @@ const RELEASES: &[(u32, &str)] = &[
     (30, include_str!("../schemas/v1.30.txt")),
 ];
 
-static SCHEMAS: LazyLock<Result<Vec<Schema>, SchemaError>> =
-    LazyLock::new(|| RELEASES.iter().map(|&(minor, text)| parse(minor, text)).collect());
+static SCHEMAS: LazyLock<Result<Vec<Schema>, SchemaError>> = LazyLock::new(|| {
+    RELEASES
+        .iter()
+        .map(|&(minor, text)| parse(minor, text))
+        .collect()
+});
 
 /// An embedded field list that does not parse (a packaging mistake, caught by the tests).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,7 +94,11 @@ pub(crate) fn schema(minor: u32) -> Result<Option<&'static Schema>, SchemaError>
 /// The schema of the newest embedded minor.
 pub(crate) fn newest() -> Result<&'static Schema, SchemaError> {
     let schemas = SCHEMAS.as_ref().map_err(Clone::clone)?;
-    schemas.last().ok_or_else(|| SchemaError { minor: 0, line: 0, reason: "none".into() })
+    schemas.last().ok_or_else(|| SchemaError {
+        minor: 0,
+        line: 0,
+        reason: "none".into(),
+    })
 }
 
 /// The minors with an embedded field list, oldest first.
@@ -106,9 +114,17 @@ struct Line<'t> {
 }
 
 fn parse(minor: u32, text: &str) -> Result<Schema, SchemaError> {
-    let fail = |line: usize, reason: &str| SchemaError { minor, line, reason: reason.to_owned() };
+    let fail = |line: usize, reason: &str| SchemaError {
+        minor,
+        line,
+        reason: reason.to_owned(),
+    };
     let mut lines = Vec::new();
-    for (index, raw) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (index, raw) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         lines.push(parse_line(raw).ok_or_else(|| fail(index + 1, "malformed line"))?);
     }
     let fields = build(&lines, &[]).map_err(|(line, reason)| fail(line + 1, reason))?;
@@ -124,7 +140,11 @@ fn parse_line(raw: &str) -> Option<Line<'_>> {
         _ => return None,
     };
     let path: Vec<&str> = path.strip_prefix('.')?.split('.').collect();
-    path.iter().all(|p| !p.is_empty()).then_some(Line { path, go_type, omitempty })
+    path.iter().all(|p| !p.is_empty()).then_some(Line {
+        path,
+        go_type,
+        omitempty,
+    })
 }
 
 /// Builds the fields directly under `parent` from the lines in order.
@@ -138,7 +158,13 @@ fn build(lines: &[Line<'_>], parent: &[&str]) -> Result<Vec<Field>, (usize, &'st
         let children = build(lines, &line.path)?;
         let (shape, base) = classify(line.go_type, !children.is_empty()).ok_or((index, "type"))?;
         let name = line.path[depth - 1].to_owned();
-        fields.push(Field { name, shape, base, omitempty: line.omitempty, children });
+        fields.push(Field {
+            name,
+            shape,
+            base,
+            omitempty: line.omitempty,
+            children,
+        });
     }
     Ok(fields)
 }
@@ -179,17 +205,36 @@ mod tests {
         for minor in embedded_minors() {
             let schema = schema(minor).unwrap().unwrap();
             assert_eq!(schema.fields[0].name, "name");
-            let resources = schema.fields.iter().find(|f| f.name == "resources").unwrap();
-            assert_eq!((resources.shape, resources.base), (Shape::Value, Base::Struct));
+            let resources = schema
+                .fields
+                .iter()
+                .find(|f| f.name == "resources")
+                .unwrap();
+            assert_eq!(
+                (resources.shape, resources.base),
+                (Shape::Value, Base::Struct)
+            );
         }
     }
 
     #[test]
     fn types_are_read_from_their_spelling_and_children() {
-        assert_eq!(classify("*v1.Probe", true), Some((Shape::Pointer, Base::Struct)));
-        assert_eq!(classify("*v1.ProcMountType", false), Some((Shape::Pointer, Base::String)));
-        assert_eq!(classify("[]v1.Capability", false), Some((Shape::Slice, Base::String)));
-        assert_eq!(classify("v1.ResourceList", false), Some((Shape::Value, Base::ResourceList)));
+        assert_eq!(
+            classify("*v1.Probe", true),
+            Some((Shape::Pointer, Base::Struct))
+        );
+        assert_eq!(
+            classify("*v1.ProcMountType", false),
+            Some((Shape::Pointer, Base::String))
+        );
+        assert_eq!(
+            classify("[]v1.Capability", false),
+            Some((Shape::Slice, Base::String))
+        );
+        assert_eq!(
+            classify("v1.ResourceList", false),
+            Some((Shape::Value, Base::ResourceList))
+        );
         assert_eq!(classify("map[string]string", false), None);
     }
 

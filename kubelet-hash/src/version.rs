@@ -29,7 +29,13 @@ impl KubeletVersion {
     /// The version `major.minor.0`.
     #[must_use]
     pub fn new(major: u32, minor: u32, patch: u32) -> Self {
-        KubeletVersion { major, minor, patch, pre: None, build: None }
+        KubeletVersion {
+            major,
+            minor,
+            patch,
+            pre: None,
+            build: None,
+        }
     }
 
     /// Whether this is `major.minor` (any patch).
@@ -65,7 +71,13 @@ impl FromStr for KubeletVersion {
         if numbers.next().is_some() || !well_formed(&pre) || !well_formed(&build) {
             return Err(invalid());
         }
-        Ok(KubeletVersion { major, minor, patch, pre, build })
+        Ok(KubeletVersion {
+            major,
+            minor,
+            patch,
+            pre,
+            build,
+        })
     }
 }
 
@@ -99,13 +111,15 @@ impl fmt::Display for KubeletVersion {
 impl Ord for KubeletVersion {
     fn cmp(&self, other: &Self) -> Ordering {
         let core = |v: &Self| (v.major, v.minor, v.patch);
-        core(self).cmp(&core(other)).then_with(|| match (&self.pre, &other.pre) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(a), Some(b)) => compare_pre(a, b),
-        })
-        .then_with(|| self.build.cmp(&other.build))
+        core(self)
+            .cmp(&core(other))
+            .then_with(|| match (&self.pre, &other.pre) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                (Some(a), Some(b)) => compare_pre(a, b),
+            })
+            .then_with(|| self.build.cmp(&other.build))
     }
 }
 
@@ -163,7 +177,17 @@ mod tests {
 
     #[test]
     fn malformed_spellings_are_refused() {
-        for bad in ["", "v", "v1", "1.x", "v1.30.2.1", "v1.30.", "v1.30.2-", "v1.30.2+", "v-1.2"] {
+        for bad in [
+            "",
+            "v",
+            "v1",
+            "1.x",
+            "v1.30.2.1",
+            "v1.30.",
+            "v1.30.2-",
+            "v1.30.2+",
+            "v-1.2",
+        ] {
             assert!(bad.parse::<KubeletVersion>().is_err(), "{bad:?} parsed");
         }
     }

@@ -69,13 +69,21 @@ impl Escape {
     }
 
     fn short(c: u8) -> Self {
-        Escape { text: [b'\\', c, 0, 0, 0, 0], len: 2, consumed: 1 }
+        Escape {
+            text: [b'\\', c, 0, 0, 0, 0],
+            len: 2,
+            consumed: 1,
+        }
     }
 
     fn unicode(code: u16, consumed: usize) -> Self {
         let digit = |shift: u16| HEX[usize::from((code >> shift) & 0xF)];
         let text = [b'\\', b'u', digit(12), digit(8), digit(4), digit(0)];
-        Escape { text, len: 6, consumed }
+        Escape {
+            text,
+            len: 6,
+            consumed,
+        }
     }
 }
 

@@ -150,7 +150,10 @@ fn spelling() -> impl Strategy<Value = String> {
             Some(frac) => format!("{int}.{frac}"),
             None => int,
         };
-        number.bytes().any(|b| b.is_ascii_digit()).then(|| format!("{sign}{number}{suffix}"))
+        number
+            .bytes()
+            .any(|b| b.is_ascii_digit())
+            .then(|| format!("{sign}{number}{suffix}"))
     })
 }
 

@@ -36,7 +36,11 @@ fn sample(go_type: &str, has_children: bool) -> Value {
         "v1.ResourceList" => json!({"cpu": "1"}),
         _ => json!("x"),
     };
-    if go_type.starts_with("[]") { json!([value]) } else { value }
+    if go_type.starts_with("[]") {
+        json!([value])
+    } else {
+        value
+    }
 }
 
 /// Sets `path` inside `root`, creating parents (a slice parent gets one element).
@@ -46,10 +50,14 @@ fn set(root: &mut Map<String, Value>, schema: &BTreeMap<String, String>, path: &
     for depth in 0..parts.len() - 1 {
         let parent_path = parts[..=depth].join(".");
         let is_slice = schema[&parent_path].starts_with("[]");
-        let entry = object.entry(parts[depth]).or_insert_with(|| {
-            if is_slice { json!([{}]) } else { json!({}) }
-        });
-        let next = if is_slice { &mut entry.as_array_mut().unwrap()[0] } else { entry };
+        let entry = object
+            .entry(parts[depth])
+            .or_insert_with(|| if is_slice { json!([{}]) } else { json!({}) });
+        let next = if is_slice {
+            &mut entry.as_array_mut().unwrap()[0]
+        } else {
+            entry
+        };
         object = next.as_object_mut().unwrap();
     }
     object.insert(parts[parts.len() - 1].to_owned(), leaf);
@@ -69,7 +77,12 @@ fn container(schema: &BTreeMap<String, String>, path: &str, with_field: bool) ->
     Value::Object(root).to_string()
 }
 
-fn remove(root: &mut Map<String, Value>, schema: &BTreeMap<String, String>, parent: Option<&str>, key: &str) {
+fn remove(
+    root: &mut Map<String, Value>,
+    schema: &BTreeMap<String, String>,
+    parent: Option<&str>,
+    key: &str,
+) {
     let Some(parent) = parent else {
         root.remove(key);
         return;
@@ -79,7 +92,11 @@ fn remove(root: &mut Map<String, Value>, schema: &BTreeMap<String, String>, pare
     for depth in 0..parts.len() {
         let is_slice = schema[&parts[..=depth].join(".")].starts_with("[]");
         let entry = object.get_mut(parts[depth]).unwrap();
-        let next = if is_slice { &mut entry.as_array_mut().unwrap()[0] } else { entry };
+        let next = if is_slice {
+            &mut entry.as_array_mut().unwrap()[0]
+        } else {
+            entry
+        };
         object = next.as_object_mut().unwrap();
     }
     object.remove(key);
@@ -99,8 +116,16 @@ fn every_new_field_is_ignored_by_the_previous_release_and_hashed_by_its_own() {
             let on = |kubelet: &KubeletVersion, json: &str| {
                 hash(json, kubelet, &HashOptions::default()).unwrap()
             };
-            assert_eq!(on(&old_kubelet, &with), on(&old_kubelet, &without), "{path} on {old_kubelet}: {with}");
-            assert_ne!(on(&new_kubelet, &with), on(&new_kubelet, &without), "{path} on {new_kubelet}: {with}");
+            assert_eq!(
+                on(&old_kubelet, &with),
+                on(&old_kubelet, &without),
+                "{path} on {old_kubelet}: {with}"
+            );
+            assert_ne!(
+                on(&new_kubelet, &with),
+                on(&new_kubelet, &without),
+                "{path} on {new_kubelet}: {with}"
+            );
             checked += 1;
         }
     }

@@ -1,7 +1,11 @@
 //! Every vector of `testdata/vectors.json` (a byte-identical copy of the shared file) matches for
 //! every kubelet minor: the hash, `hashWithoutResources` and the exact JSON a 1.30 kubelet hashes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly on bad data")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on bad data"
+)]
 
 use kubelet_hash::{HashError, HashOptions, KubeletVersion, hash, hashed_json};
 use serde_json::Value;
@@ -33,7 +37,11 @@ fn every_vector_hashes_as_expected_on_every_minor() {
             };
             for kubelet in kubelets {
                 let got = hash(container, &kubelet, &HashOptions::default()).unwrap();
-                assert_eq!(got, expected.as_str().unwrap(), "vector {index} on {kubelet}");
+                assert_eq!(
+                    got,
+                    expected.as_str().unwrap(),
+                    "vector {index} on {kubelet}"
+                );
                 checked += 1;
             }
         }
@@ -43,7 +51,10 @@ fn every_vector_hashes_as_expected_on_every_minor() {
 
 #[test]
 fn every_vector_hashes_without_resources_as_expected_on_1_27_to_1_30() {
-    let options = HashOptions { without_resources: true, ..HashOptions::default() };
+    let options = HashOptions {
+        without_resources: true,
+        ..HashOptions::default()
+    };
     for (index, vector) in vectors().iter().enumerate() {
         let container = vector["container_json"].as_str().unwrap();
         let expected = vector["hashWithoutResources"].as_object().unwrap();
@@ -60,16 +71,26 @@ fn every_vector_projects_to_the_exact_json_a_1_30_kubelet_hashes() {
     for (index, vector) in vectors().iter().enumerate() {
         let container = vector["container_json"].as_str().unwrap();
         let got = hashed_json(container, &version("1.30"), &HashOptions::default()).unwrap();
-        assert_eq!(got, vector["json_v1.30"].as_str().unwrap(), "vector {index}");
+        assert_eq!(
+            got,
+            vector["json_v1.30"].as_str().unwrap(),
+            "vector {index}"
+        );
     }
 }
 
 #[test]
 fn without_resources_is_refused_outside_1_27_to_1_30() {
-    let options = HashOptions { without_resources: true, ..HashOptions::default() };
+    let options = HashOptions {
+        without_resources: true,
+        ..HashOptions::default()
+    };
     for kubelet in ["v1.26.9", "v1.31.0"] {
         let error = hash(r#"{"name":"a"}"#, &kubelet.parse().unwrap(), &options).unwrap_err();
-        assert!(matches!(error, HashError::WithoutResourcesUnsupported(_)), "{kubelet}");
+        assert!(
+            matches!(error, HashError::WithoutResourcesUnsupported(_)),
+            "{kubelet}"
+        );
     }
 }
 

@@ -172,6 +172,17 @@ impl Engine {
         &self.ctx
     }
 
+    /// Where pods and the Node's state come from.
+    #[must_use]
+    pub fn cluster(&self) -> &ClusterView {
+        &self.cluster
+    }
+
+    /// Sends the journal after every recorded step to `progress`.
+    pub fn set_progress(&mut self, progress: UnboundedSender<Journal>) {
+        self.progress = Some(progress);
+    }
+
     /// Runs (or resumes) the attempt of `order` until it ends.
     pub async fn execute(&self, order: &WorkOrder) -> Result<Outcome, EngineError> {
         let journal = match self.store.load(&order.uid, order.attempt)? {

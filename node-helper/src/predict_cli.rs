@@ -76,7 +76,11 @@ fn finish(result: Result<String, CliError>) -> ExitCode {
     match result {
         Ok(output) => {
             let mut stdout = std::io::stdout().lock();
-            if stdout.write_all(output.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+            if stdout
+                .write_all(output.as_bytes())
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
@@ -110,8 +114,15 @@ fn as_json(text: String) -> Result<String, CliError> {
 
 fn hash_lines(args: &HashArgs, input: &str) -> Result<String, CliError> {
     let kubelet: KubeletVersion = args.kubelet_version.parse()?;
-    let go_escapes = args.go_escapes.as_deref().map(str::parse::<GoEscapes>).transpose()?;
-    let options = HashOptions { go_escapes, without_resources: args.without_resources };
+    let go_escapes = args
+        .go_escapes
+        .as_deref()
+        .map(str::parse::<GoEscapes>)
+        .transpose()?;
+    let options = HashOptions {
+        go_escapes,
+        without_resources: args.without_resources,
+    };
     let mut output = String::new();
     for (_, name, json) in container_names_and_json(input)? {
         let hash = hash(&json, &kubelet, &options)?;
@@ -125,10 +136,27 @@ fn prediction_table(args: &PredictArgs, input: &str) -> Result<String, CliError>
     let to: KubeletVersion = args.to.parse()?;
     let stored = parse_stored(&args.stored)?;
     let prediction = predict(input, &from, &to, (!stored.is_empty()).then_some(&stored))?;
-    let mut rows = vec![["CONTAINER", "KIND", "STORED", "CURRENT", "TARGET", "VERDICT"].map(String::from)];
+    let mut rows = vec![
+        [
+            "CONTAINER",
+            "KIND",
+            "STORED",
+            "CURRENT",
+            "TARGET",
+            "VERDICT",
+        ]
+        .map(String::from),
+    ];
     for c in prediction.containers {
         let stored = c.stored.unwrap_or_else(|| "-".to_owned());
-        let row = [c.name, c.kind.to_string(), stored, c.current, c.target, c.verdict.to_string()];
+        let row = [
+            c.name,
+            c.kind.to_string(),
+            stored,
+            c.current,
+            c.target,
+            c.verdict.to_string(),
+        ];
         rows.push(row);
     }
     Ok(render_table(&rows))
@@ -146,7 +174,10 @@ fn parse_stored(entries: &[String]) -> Result<BTreeMap<String, StoredHashes>, Cl
         if name.is_empty() || hash.is_empty() {
             return Err(invalid());
         }
-        let hashes = StoredHashes { hash: Some(hash.to_owned()), hash_without_resources: without };
+        let hashes = StoredHashes {
+            hash: Some(hash.to_owned()),
+            hash_without_resources: without,
+        };
         stored.insert(name.to_owned(), hashes);
     }
     Ok(stored)
@@ -162,8 +193,11 @@ fn render_table(rows: &[[String; 6]]) -> String {
     }
     let mut output = String::new();
     for row in rows {
-        let cells: Vec<String> =
-            row.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
         output.push_str(cells.join("  ").trim_end());
         output.push('\n');
     }

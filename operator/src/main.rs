@@ -1,14 +1,36 @@
 //! `kubelift-operator`: the rollout controller.
 
 use clap::Parser;
+use kubelift_operator::cli::{self, Cli, LogFormat};
+use tracing_subscriber::EnvFilter;
 
-/// Rolls a new kubelet out to a fleet of nodes, node by node, without restarting containers.
-#[derive(Debug, Parser)]
-#[command(name = "kubelift-operator", version, about)]
-struct Cli {}
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("KUBELIFT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    match cli.log_format {
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
 
-fn main() {
-    let _cli = Cli::parse();
-    tracing_subscriber::fmt().json().init();
-    tracing::info!("kubelift-operator starting");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        "kubelift-operator starting"
+    );
+    match cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            let mut chain = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                chain.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            tracing::error!(error = %chain, "kubelift-operator stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -30,7 +30,9 @@ impl ArtifactServer {
     /// Starts the server on an ephemeral loopback port.
     pub async fn start() -> std::io::Result<Self> {
         let blobs = Arc::new(Mutex::new(Blobs::default()));
-        let app = Router::new().route("/{name}", get(serve)).with_state(blobs.clone());
+        let app = Router::new()
+            .route("/{name}", get(serve))
+            .with_state(blobs.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {

@@ -32,12 +32,20 @@ pub fn work_order(node: &str, uid: &str, version: &str, url: &str, sha256: &str)
         node_name: node.to_owned(),
         plan: "plan".to_owned(),
         version: version.to_owned(),
-        binary: BinaryArtifact { url: Some(url.to_owned()), path: None, sha256: sha256.to_owned() },
+        binary: BinaryArtifact {
+            url: Some(url.to_owned()),
+            path: None,
+            sha256: sha256.to_owned(),
+        },
         stage: Stage::Execute,
         hold_reason: None,
         attempt: 1,
         containers: kubelift_crds::ContainersSpec::default(),
-        verify: VerifySpec { ready_timeout_seconds: 60, settle_seconds: 2, ..VerifySpec::default() },
+        verify: VerifySpec {
+            ready_timeout_seconds: 60,
+            settle_seconds: 2,
+            ..VerifySpec::default()
+        },
         rollback: true,
     };
     let mut upgrade = NodeUpgrade::new(&format!("plan-{node}"), spec);
@@ -106,4 +114,35 @@ pub fn runtime_tools_present() -> bool {
         eprintln!("skipping: containerd, runc, ctr or busybox-static is not installed");
     }
     present
+}
+
+/// Starts `kubelift-node-helper agent` for the node against the API server in `kubeconfig`,
+/// serving `/healthz` and `/metrics` on `metrics_port` of 127.0.0.1.
+pub fn spawn_agent(
+    node: &SimulatedNode,
+    kubeconfig: &Path,
+    metrics_port: u16,
+) -> Result<Child, RunError> {
+    let binary = helper_binary();
+    if !binary.exists() {
+        return Err(RunError::NotBuilt(binary));
+    }
+    let child = Command::new(binary)
+        .arg("agent")
+        .args(node.helper_args())
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg(format!("--metrics-port={metrics_port}"))
+        .arg("--metrics-address=127.0.0.1")
+        .arg("--heartbeat-seconds=2")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    Ok(child)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

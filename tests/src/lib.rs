@@ -1,10 +1,11 @@
 //! kubelift's testbed: an embedded API server, a kubelet emulator, end-to-end tests, the sandbox.
 pub mod apiserver;
+pub mod artifact_server;
 pub mod cluster;
+pub mod containerd;
 pub mod cri_sim;
 pub mod emulator;
-pub mod supervisor;
-pub mod artifact_server;
-pub mod containerd;
 pub mod helper_run;
 pub mod standin_kubelet;
+pub mod supervisor;
+pub mod scripted_helper;

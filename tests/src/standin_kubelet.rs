@@ -48,13 +48,22 @@ pub struct SimulatedNode {
 impl SimulatedNode {
     /// Creates the node with a stand-in kubelet of `version` installed (not yet running).
     pub fn new(name: &str, version: &str) -> std::io::Result<Self> {
-        let root = tempfile::Builder::new().prefix("kubelift-node-").tempdir()?;
-        let node = Self { root, name: name.to_owned(), health_port: free_port()? };
+        let root = tempfile::Builder::new()
+            .prefix("kubelift-node-")
+            .tempdir()?;
+        let node = Self {
+            root,
+            name: name.to_owned(),
+            health_port: free_port()?,
+        };
         std::fs::create_dir_all(node.path("usr/bin"))?;
         std::fs::create_dir_all(node.path("run/kubelet-health"))?;
         std::fs::write(node.path("run/kubelet-health/healthz"), "ok")?;
         write_executable(&node.kubelet_path(), &standin_kubelet(version, true))?;
-        write_executable(&node.restart_script(), node.restart_script_text().as_bytes())?;
+        write_executable(
+            &node.restart_script(),
+            node.restart_script_text().as_bytes(),
+        )?;
         Ok(node)
     }
 
@@ -135,14 +144,20 @@ impl SimulatedNode {
         if status.success() {
             Ok(())
         } else {
-            Err(std::io::Error::other(format!("restart script exited with {status}")))
+            Err(std::io::Error::other(format!(
+                "restart script exited with {status}"
+            )))
         }
     }
 
     /// The running kubelet's PID, if any.
     #[must_use]
     pub fn kubelet_pid(&self) -> Option<i32> {
-        std::fs::read_to_string(self.path("run/kubelet.pid")).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.path("run/kubelet.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// Stops the running kubelet by its PID.
@@ -201,8 +216,11 @@ pub fn stop_pid(pid: i32) {
 /// Whether `pid` runs (a zombie does not count).
 #[must_use]
 pub fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .is_ok_and(|status| !status.lines().any(|l| l.starts_with("State:") && l.contains('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+        !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
+    })
 }
 
 /// Writes `bytes` to `path` with mode 0755.
@@ -212,7 +230,9 @@ pub fn write_executable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// The `kubelift-node-helper` binary next to the running test's target directory; build it first
@@ -220,6 +240,10 @@ fn free_port() -> std::io::Result<u16> {
 #[must_use]
 pub fn helper_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    let profile_dir = exe.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     profile_dir.join("kubelift-node-helper")
 }

@@ -76,6 +76,7 @@ pub struct SupervisorConfig {
 
 impl SupervisorConfig {
     /// Defaults for `program` listening on `socket`: restart on exit after 1 s, 10 s to stop.
+    #[must_use]
     pub fn new(socket: PathBuf, program: PathBuf) -> Self {
         SupervisorConfig {
             socket,

@@ -1,4 +1,4 @@
-//! Writes the CustomResourceDefinitions of kubelift's API as one YAML stream on standard output:
+//! Writes the custom resource definitions of kubelift's API as one YAML stream on standard output:
 //! `cargo run -p kubelift-crds --bin crdgen > manifests/crds.yaml`.
 
 use std::io::{self, Write};

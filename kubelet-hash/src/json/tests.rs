@@ -1,6 +1,6 @@
 //! The reader accepts exactly Go's grammar and decodes strings exactly as Go does.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly on unexpected input")]
 
 use super::{Value, decode_string, key_folds_to, parse};
 
@@ -32,14 +32,21 @@ const STRINGS: &[(&[u8], &str)] = &[
 #[test]
 fn strings_decode_as_go_decodes_them() {
     for &(raw, expected) in STRINGS {
-        assert_eq!(decode_string(raw), expected, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(
+            decode_string(raw),
+            expected,
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
     }
 }
 
 #[test]
 fn scalars_keep_their_raw_token_text() {
     let node = parse(br#" [1.50, -0, 1E+3, "a\u0031", true, null] "#).unwrap();
-    let Value::Array(items) = node.value else { panic!("not an array") };
+    let Value::Array(items) = node.value else {
+        panic!("not an array")
+    };
     let raw: Vec<String> = items
         .iter()
         .map(|item| match &item.value {
@@ -54,7 +61,9 @@ fn scalars_keep_their_raw_token_text() {
 fn spans_cover_the_raw_text_of_each_value() {
     let text = br#"{"a": {"b" : [1, 2]} , "c":"d"}"#;
     let node = parse(text).unwrap();
-    let Value::Object(members) = node.value else { panic!("not an object") };
+    let Value::Object(members) = node.value else {
+        panic!("not an object")
+    };
     assert_eq!(&text[members[0].1.span.clone()], br#"{"b" : [1, 2]}"#);
     assert_eq!(&text[members[1].1.span.clone()], br#""d""#);
 }
@@ -85,7 +94,11 @@ fn what_go_refuses_is_refused() {
         b"{} {}",
     ];
     for text in bad {
-        assert!(parse(text).is_err(), "accepted {:?}", String::from_utf8_lossy(text));
+        assert!(
+            parse(text).is_err(),
+            "accepted {:?}",
+            String::from_utf8_lossy(text)
+        );
     }
 }
 
@@ -100,7 +113,11 @@ fn what_go_accepts_is_accepted() {
         b"{\"a\":1,\"a\":2}",
     ];
     for text in good {
-        assert!(parse(text).is_ok(), "refused {:?}", String::from_utf8_lossy(text));
+        assert!(
+            parse(text).is_ok(),
+            "refused {:?}",
+            String::from_utf8_lossy(text)
+        );
     }
 }
 

@@ -19,8 +19,14 @@ fn magnitudes_compare_with_whole_numbers_including_fractions() {
     let value = Decimal::from_digits(false, "10245", -1);
     assert_eq!(value.cmp_magnitude(1024), Ordering::Greater);
     assert_eq!(value.cmp_magnitude(1025), Ordering::Less);
-    assert_eq!(Decimal::from_digits(true, "1024", 0).cmp_magnitude(1024), Ordering::Equal);
-    assert_eq!(Decimal::from_digits(false, "1", 30).cmp_magnitude(u64::MAX), Ordering::Greater);
+    assert_eq!(
+        Decimal::from_digits(true, "1024", 0).cmp_magnitude(1024),
+        Ordering::Equal
+    );
+    assert_eq!(
+        Decimal::from_digits(false, "1", 30).cmp_magnitude(u64::MAX),
+        Ordering::Greater
+    );
 }
 
 #[test]

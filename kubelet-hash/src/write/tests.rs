@@ -26,15 +26,35 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("vt\u{b}", r#""vt\u000b""#, r#""vt\u000b""#),
     ("<tag>", r#""\u003ctag\u003e""#, r#""\u003ctag\u003e""#),
     ("a&b", r#""a\u0026b""#, r#""a\u0026b""#),
-    ("line\u{2028}sep", r#""line\u2028sep""#, r#""line\u2028sep""#),
-    ("para\u{2029}sep", r#""para\u2029sep""#, r#""para\u2029sep""#),
-    ("near\u{2027}\u{202a}", "\"near\u{2027}\u{202a}\"", "\"near\u{2027}\u{202a}\""),
+    (
+        "line\u{2028}sep",
+        r#""line\u2028sep""#,
+        r#""line\u2028sep""#,
+    ),
+    (
+        "para\u{2029}sep",
+        r#""para\u2029sep""#,
+        r#""para\u2029sep""#,
+    ),
+    (
+        "near\u{2027}\u{202a}",
+        "\"near\u{2027}\u{202a}\"",
+        "\"near\u{2027}\u{202a}\"",
+    ),
     ("del\u{7f}", "\"del\u{7f}\"", "\"del\u{7f}\""),
     ("a/b", r#""a/b""#, r#""a/b""#),
     ("'single'", r#""'single'""#, r#""'single'""#),
-    ("caf\u{e9} \u{1f600}", "\"caf\u{e9} \u{1f600}\"", "\"caf\u{e9} \u{1f600}\""),
+    (
+        "caf\u{e9} \u{1f600}",
+        "\"caf\u{e9} \u{1f600}\"",
+        "\"caf\u{e9} \u{1f600}\"",
+    ),
     ("\u{fffd}", "\"\u{fffd}\"", "\"\u{fffd}\""),
-    ("\u{80}\u{85}\u{a0}", "\"\u{80}\u{85}\u{a0}\"", "\"\u{80}\u{85}\u{a0}\""),
+    (
+        "\u{80}\u{85}\u{a0}",
+        "\"\u{80}\u{85}\u{a0}\"",
+        "\"\u{80}\u{85}\u{a0}\"",
+    ),
     ("\u{8}\u{c}\u{8}", r#""\u0008\u000c\u0008""#, r#""\b\f\b""#),
 ];
 
@@ -67,6 +87,10 @@ fn printable_ascii_other_than_quote_backslash_and_html_is_written_raw() {
             continue;
         }
         let input = char::from(byte).to_string();
-        assert_eq!(quoted(&input, Go122), format!("\"{input}\""), "byte {byte:#04x}");
+        assert_eq!(
+            quoted(&input, Go122),
+            format!("\"{input}\""),
+            "byte {byte:#04x}"
+        );
     }
 }

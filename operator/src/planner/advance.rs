@@ -23,7 +23,9 @@ pub(super) fn advance(pass: &mut Pass<'_>, index: usize) {
     let slot = &pass.slots[index];
     let finished = matches!(slot.seen, Observed::Done(_) | Observed::Upgraded);
     if finished && pass.ours(slot.node) {
-        pass.actions.push(Action::Uncordon { node: slot.node.name.clone() });
+        pass.actions.push(Action::Uncordon {
+            node: slot.node.name.clone(),
+        });
     }
 }
 
@@ -47,7 +49,11 @@ fn decide(pass: &mut Pass<'_>, index: usize) {
         Decision::Hold(reason) => {
             let node = slot.node.name.clone();
             hold(pass, index, reason.clone());
-            pass.event(EventKind::Warning, reasons::NODE_HELD, format!("node {node}: {reason}"));
+            pass.event(
+                EventKind::Warning,
+                reasons::NODE_HELD,
+                format!("node {node}: {reason}"),
+            );
             pass.slots[index].seen = Observed::Done(Outcome::Held(reason));
             return;
         }
@@ -105,7 +111,9 @@ fn evict(pass: &mut Pass<'_>, index: usize, remaining: &[PodView]) {
     }
     let since = since.unwrap_or(pass.input.now);
     let drain = &pass.input.plan.spec.drain;
-    let deadline = since.saturating_add(SignedDuration::from_secs(drain.timeout_seconds)).unwrap_or(since);
+    let deadline = since
+        .saturating_add(SignedDuration::from_secs(drain.timeout_seconds))
+        .unwrap_or(since);
     let blocked = pass.input.blocked_evictions.get(&node).cloned();
     pass.slots[index].eviction_note = Some(match &blocked {
         Some(b) => format!(
@@ -117,7 +125,12 @@ fn evict(pass: &mut Pass<'_>, index: usize, remaining: &[PodView]) {
     });
 
     if pass.input.now >= deadline {
-        drain_timed_out(pass, index, remaining, blocked.as_ref().map(|b| b.pod.as_str()));
+        drain_timed_out(
+            pass,
+            index,
+            remaining,
+            blocked.as_ref().map(|b| b.pod.as_str()),
+        );
         return;
     }
     for pod in remaining.iter().filter(|pod| !pod.terminating) {
@@ -127,17 +140,30 @@ fn evict(pass: &mut Pass<'_>, index: usize, remaining: &[PodView]) {
             pod: pod.name.clone(),
         });
     }
-    pass.wake.push(after(pass.input.now, i64::try_from(EVICTION_RETRY.as_secs()).unwrap_or(5)));
+    pass.wake.push(after(
+        pass.input.now,
+        i64::try_from(EVICTION_RETRY.as_secs()).unwrap_or(5),
+    ));
     pass.wake.push(deadline);
 }
 
-fn drain_timed_out(pass: &mut Pass<'_>, index: usize, remaining: &[PodView], blocked: Option<&str>) {
+fn drain_timed_out(
+    pass: &mut Pass<'_>,
+    index: usize,
+    remaining: &[PodView],
+    blocked: Option<&str>,
+) {
     let drain = &pass.input.plan.spec.drain;
     let node = pass.slots[index].node.name.clone();
-    let first = remaining.first().map(|p| format!("{}/{}", p.namespace, p.name));
+    let first = remaining
+        .first()
+        .map(|p| format!("{}/{}", p.namespace, p.name));
     let pod = blocked.map(str::to_owned).or(first).unwrap_or_default();
-    let note = pass.slots[index].eviction_note.clone().unwrap_or_default();
-    let detail = format!("evictions not done after {}s (pod {pod}); {note}", drain.timeout_seconds);
+    let blocker = pass.slots[index].eviction_note.clone().unwrap_or_default();
+    let detail = format!(
+        "evictions not done after {}s (pod {pod}); {blocker}",
+        drain.timeout_seconds
+    );
 
     let outcome = match drain.on_timeout {
         DrainTimeoutAction::DeletePod => {
@@ -161,7 +187,11 @@ fn drain_timed_out(pass: &mut Pass<'_>, index: usize, remaining: &[PodView], blo
         return;
     };
     hold(pass, index, reason.clone());
-    pass.event(EventKind::Warning, reasons::DRAIN_TIMED_OUT, format!("node {node}: {reason}"));
+    pass.event(
+        EventKind::Warning,
+        reasons::DRAIN_TIMED_OUT,
+        format!("node {node}: {reason}"),
+    );
     pass.slots[index].seen = Observed::Done(outcome);
     pass.slots[index].eviction_note = None;
 }

@@ -113,6 +113,10 @@ pub struct NodeUpgradeView {
 }
 
 /// The fields of a Pod the eviction policy needs.
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "each flag is an independent fact about the pod"
+)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodView {
     /// Namespace.

@@ -12,26 +12,42 @@ use crate::reasons;
 pub fn deleting(input: &PlanInput) -> Plan {
     let plan = &input.plan;
     let mut actions = Vec::new();
-    for nu in input.node_upgrades.iter().filter(|nu| !nu.deleting && !executing(nu)) {
-        actions.push(Action::DeleteNodeUpgrade { name: nu.name.clone() });
+    for nu in input
+        .node_upgrades
+        .iter()
+        .filter(|nu| !nu.deleting && !executing(nu))
+    {
+        actions.push(Action::DeleteNodeUpgrade {
+            name: nu.name.clone(),
+        });
     }
 
     let busy = |node: &str| {
-        input.node_upgrades.iter().any(|nu| nu.spec.node_name == node && executing(nu))
+        input
+            .node_upgrades
+            .iter()
+            .any(|nu| nu.spec.node_name == node && executing(nu))
     };
     let marked = input
         .nodes
         .iter()
         .filter(|node| node.cordoned_by.as_deref() == Some(plan.name.as_str()));
     for node in marked.filter(|node| !busy(&node.name)) {
-        actions.push(Action::Uncordon { node: node.name.clone() });
+        actions.push(Action::Uncordon {
+            node: node.name.clone(),
+        });
     }
 
     let waiting = input.node_upgrades.len();
     if waiting == 0 && actions.is_empty() && plan.has_finalizer {
         actions.push(Action::RemoveFinalizer);
     }
-    Plan { actions, status: status(input, waiting), events: events(input, waiting), ..Plan::default() }
+    Plan {
+        actions,
+        status: status(input, waiting),
+        events: events(input, waiting),
+        ..Plan::default()
+    }
 }
 
 /// Whether the node may be mid-swap: asked to Execute and not finished.
@@ -43,7 +59,9 @@ fn executing(nu: &NodeUpgradeView) -> bool {
 fn status(input: &PlanInput, waiting: usize) -> KubeletUpgradeStatus {
     let mut status = input.plan.status.clone();
     status.phase = Some(PlanPhase::Deleting);
-    status.message = Some(format!("deleting: waiting for {waiting} NodeUpgrades to finish and go"));
+    status.message = Some(format!(
+        "deleting: waiting for {waiting} NodeUpgrades to finish and go"
+    ));
     status
 }
 

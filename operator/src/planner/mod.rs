@@ -23,10 +23,10 @@ pub use input::{
     PodView, ZONE_LABEL,
 };
 pub use observe::reason_code;
+pub use order::ordered;
 pub use output::{Action, EventKind, NodeUpgradeOrder, Plan, PlannedEvent};
 pub use policy::{Decision, Evictions, decide};
 pub use preflight::max_unavailable;
-pub use order::ordered;
 pub use selector::matches as selector_matches;
 
 /// Plan one pass.
@@ -39,7 +39,11 @@ pub fn plan(input: &PlanInput) -> Plan {
     let problems = preflight::problems(&input.plan.spec, input.api_server_version.as_deref());
     if !problems.is_empty() {
         let (status, events) = status::invalid(input, &problems);
-        return Plan { status, events, ..Plan::default() };
+        return Plan {
+            status,
+            events,
+            ..Plan::default()
+        };
     }
     rollout::rollout(input)
 }

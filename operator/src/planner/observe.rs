@@ -59,7 +59,11 @@ impl Observed {
     pub fn is_active(&self) -> bool {
         matches!(
             self,
-            Self::Preparing(_) | Self::Prepared | Self::Executing | Self::Redecide | Self::Soaking(_)
+            Self::Preparing(_)
+                | Self::Prepared
+                | Self::Executing
+                | Self::Redecide
+                | Self::Soaking(_)
         )
     }
 }
@@ -75,7 +79,10 @@ pub fn observe(input: &PlanInput, node: &NodeView, nu: Option<&NodeUpgradeView>)
         return Observed::Executing;
     }
 
-    let report = nu.status.as_ref().filter(|s| s.observed_generation == Some(nu.generation));
+    let report = nu
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation == Some(nu.generation));
     let phase = report.and_then(|s| s.phase);
     match nu.spec.stage {
         Stage::Hold => Observed::Done(held(nu.spec.hold_reason.as_deref().unwrap_or_default())),
@@ -119,10 +126,20 @@ fn without_work_order(input: &PlanInput, node: &NodeView) -> Observed {
 }
 
 fn preparing(input: &PlanInput, nu: &NodeUpgradeView) -> Observed {
-    let heartbeat = nu.status.as_ref().and_then(|s| s.last_heartbeat_time.as_ref()).map(|t| t.0);
-    let since = [nu.stage_since, nu.created, heartbeat].into_iter().flatten().max();
+    let heartbeat = nu
+        .status
+        .as_ref()
+        .and_then(|s| s.last_heartbeat_time.as_ref())
+        .map(|t| t.0);
+    let since = [nu.stage_since, nu.created, heartbeat]
+        .into_iter()
+        .flatten()
+        .max();
     let timeout = SignedDuration::from_secs(input.plan.spec.verify.prepare_timeout_seconds);
-    let deadline = since.unwrap_or(input.now).saturating_add(timeout).unwrap_or(input.now);
+    let deadline = since
+        .unwrap_or(input.now)
+        .saturating_add(timeout)
+        .unwrap_or(input.now);
     if input.now >= deadline {
         Observed::HelperTimedOut
     } else {
@@ -131,7 +148,11 @@ fn preparing(input: &PlanInput, nu: &NodeUpgradeView) -> Observed {
 }
 
 fn soaking(input: &PlanInput, report: Option<&NodeUpgradeStatus>) -> Observed {
-    let finished = report.and_then(|s| s.completion_time.as_ref().or(s.last_heartbeat_time.as_ref()));
+    let finished = report.and_then(|s| {
+        s.completion_time
+            .as_ref()
+            .or(s.last_heartbeat_time.as_ref())
+    });
     let Some(finished) = finished else {
         return Observed::Done(Outcome::Succeeded);
     };
@@ -145,8 +166,12 @@ fn soaking(input: &PlanInput, report: Option<&NodeUpgradeStatus>) -> Observed {
 }
 
 fn failed(report: Option<&NodeUpgradeStatus>) -> Outcome {
-    let reason = report.and_then(|s| s.reason.clone()).unwrap_or_else(|| "Failed".to_owned());
-    let message = report.and_then(|s| s.message.as_deref()).unwrap_or_default();
+    let reason = report
+        .and_then(|s| s.reason.clone())
+        .unwrap_or_else(|| "Failed".to_owned());
+    let message = report
+        .and_then(|s| s.message.as_deref())
+        .unwrap_or_default();
     if message.is_empty() {
         Outcome::Failed(reason)
     } else {
@@ -174,5 +199,6 @@ pub fn reason_code(reason: &str) -> &str {
 /// Timestamp helper for tests and callers: `now` plus whole seconds.
 #[must_use]
 pub fn after(now: Timestamp, seconds: i64) -> Timestamp {
-    now.saturating_add(SignedDuration::from_secs(seconds)).unwrap_or(now)
+    now.saturating_add(SignedDuration::from_secs(seconds))
+        .unwrap_or(now)
 }

@@ -35,13 +35,13 @@ fn arrange(mut nodes: Vec<&NodeView>, order: RolloutOrder) -> Vec<&NodeView> {
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     match order {
         RolloutOrder::Name => nodes,
-        RolloutOrder::ZoneRoundRobin => round_robin(nodes),
+        RolloutOrder::ZoneRoundRobin => round_robin(&nodes),
     }
 }
 
-fn round_robin(sorted: Vec<&NodeView>) -> Vec<&NodeView> {
+fn round_robin<'a>(sorted: &[&'a NodeView]) -> Vec<&'a NodeView> {
     let mut zones: BTreeMap<&str, std::collections::VecDeque<&NodeView>> = BTreeMap::new();
-    for node in &sorted {
+    for node in sorted {
         zones.entry(node.zone()).or_default().push_back(node);
     }
 

@@ -22,6 +22,10 @@ pub struct Plan {
 }
 
 /// One change to the cluster.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a pass holds a handful of actions; boxing buys nothing"
+)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Keep the operator's finalizer on the plan.

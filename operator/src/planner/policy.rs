@@ -35,9 +35,15 @@ pub enum Evictions {
 /// Apply the container policy to a helper's prediction.
 #[must_use]
 pub fn decide(containers: &ContainersSpec, report: &NodeUpgradeStatus) -> Decision {
-    let restarting: Vec<&ContainerVerdict> =
-        report.containers.iter().filter(|c| c.verdict != Verdict::Preserved).collect();
-    let counted = report.prediction.as_ref().map_or(0, |p| p.will_restart + p.unknown);
+    let restarting: Vec<&ContainerVerdict> = report
+        .containers
+        .iter()
+        .filter(|c| c.verdict != Verdict::Preserved)
+        .collect();
+    let counted = report
+        .prediction
+        .as_ref()
+        .map_or(0, |p| p.will_restart + p.unknown);
     let any_restart = counted > 0 || !restarting.is_empty();
 
     if containers.snapshot_aware_kubelet || !any_restart {
@@ -47,14 +53,25 @@ pub fn decide(containers: &ContainersSpec, report: &NodeUpgradeStatus) -> Decisi
         };
     }
     if containers.policy == ContainerPolicy::Preserve {
-        return Decision::Hold(hold(&restarting, counted, "would restart under policy Preserve"));
+        return Decision::Hold(hold(
+            &restarting,
+            counted,
+            "would restart under policy Preserve",
+        ));
     }
 
-    let unevictable: Vec<&ContainerVerdict> =
-        restarting.iter().copied().filter(|c| c.not_evictable).collect();
+    let unevictable: Vec<&ContainerVerdict> = restarting
+        .iter()
+        .copied()
+        .filter(|c| c.not_evictable)
+        .collect();
     if containers.protect_daemon_sets && !unevictable.is_empty() {
         let count = i32::try_from(unevictable.len()).unwrap_or(i32::MAX);
-        return Decision::Hold(hold(&unevictable, count, "would restart in DaemonSet or static pods (protectDaemonSets)"));
+        return Decision::Hold(hold(
+            &unevictable,
+            count,
+            "would restart in DaemonSet or static pods (protectDaemonSets)",
+        ));
     }
     Decision::Proceed(evictions(containers.policy, &restarting, report.truncated))
 }
@@ -78,7 +95,11 @@ pub fn pods_to_evict<'a>(
         .collect()
 }
 
-fn evictions(policy: ContainerPolicy, restarting: &[&ContainerVerdict], truncated: bool) -> Evictions {
+fn evictions(
+    policy: ContainerPolicy,
+    restarting: &[&ContainerVerdict],
+    truncated: bool,
+) -> Evictions {
     if policy == ContainerPolicy::Drain || truncated {
         return Evictions::All;
     }
@@ -87,7 +108,11 @@ fn evictions(policy: ContainerPolicy, restarting: &[&ContainerVerdict], truncate
         .filter(|c| !c.not_evictable)
         .map(|c| format!("{}/{}", c.pod_namespace, c.pod_name))
         .collect();
-    if named.is_empty() { Evictions::None } else { Evictions::Named(named) }
+    if named.is_empty() {
+        Evictions::None
+    } else {
+        Evictions::Named(named)
+    }
 }
 
 fn hold(containers: &[&ContainerVerdict], count: i32, what: &str) -> String {
@@ -96,11 +121,17 @@ fn hold(containers: &[&ContainerVerdict], count: i32, what: &str) -> String {
         .take(NAMED_CONTAINERS)
         .map(|c| format!("{}/{}/{}", c.pod_namespace, c.pod_name, c.container))
         .collect();
-    let more = usize::try_from(count).unwrap_or(0).saturating_sub(names.len());
+    let more = usize::try_from(count)
+        .unwrap_or(0)
+        .saturating_sub(names.len());
     if more > 0 {
         names.push(format!("and {more} more"));
     }
-    let noun = if count == 1 { "container" } else { "containers" };
+    let noun = if count == 1 {
+        "container"
+    } else {
+        "containers"
+    };
     format!(
         "{}: {count} {noun} {what}: {}",
         reasons::HOLD_CONTAINERS_WOULD_RESTART,

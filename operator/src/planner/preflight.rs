@@ -16,7 +16,8 @@ const MAX_MINOR_SKEW: u32 = 3;
 #[must_use]
 pub fn problems(spec: &KubeletUpgradeSpec, api_server_version: Option<&str>) -> Vec<String> {
     let mut problems = spec_problems(spec);
-    if let (Ok(target), Some(server)) = (KubeletVersion::from_str(&spec.version), api_server_version)
+    if let (Ok(target), Some(server)) =
+        (KubeletVersion::from_str(&spec.version), api_server_version)
     {
         problems.extend(skew_problem(&target, server));
     }
@@ -26,9 +27,10 @@ pub fn problems(spec: &KubeletUpgradeSpec, api_server_version: Option<&str>) -> 
 /// Whether upgrading a node at `current` to `target` would be a downgrade the plan forbids.
 #[must_use]
 pub fn forbidden_downgrade(spec: &KubeletUpgradeSpec, current: &str) -> bool {
-    let (Ok(target), Ok(current)) =
-        (KubeletVersion::from_str(&spec.version), KubeletVersion::from_str(current))
-    else {
+    let (Ok(target), Ok(current)) = (
+        KubeletVersion::from_str(&spec.version),
+        KubeletVersion::from_str(current),
+    ) else {
         return false;
     };
     !spec.allow_downgrade && current > target
@@ -47,7 +49,10 @@ pub fn max_unavailable(value: &IntOrString, targeted: usize) -> usize {
 fn spec_problems(spec: &KubeletUpgradeSpec) -> Vec<String> {
     let mut problems = Vec::new();
     if KubeletVersion::from_str(&spec.version).is_err() {
-        problems.push(format!("spec.version: {:?} is not a version like v1.32.1", spec.version));
+        problems.push(format!(
+            "spec.version: {:?} is not a version like v1.32.1",
+            spec.version
+        ));
     }
     let top = BinaryArtifact {
         url: spec.binary.url.clone(),
@@ -56,7 +61,10 @@ fn spec_problems(spec: &KubeletUpgradeSpec) -> Vec<String> {
     };
     problems.extend(artifact_problems(&top, "spec.binary"));
     for (arch, artifact) in &spec.binary.architectures {
-        problems.extend(artifact_problems(artifact, &format!("spec.binary.architectures[{arch}]")));
+        problems.extend(artifact_problems(
+            artifact,
+            &format!("spec.binary.architectures[{arch}]"),
+        ));
     }
     problems.extend(rollout_problems(spec));
     if let Some(selector) = &spec.node_selector {
@@ -73,16 +81,23 @@ fn artifact_problems(artifact: &BinaryArtifact, field: &str) -> Vec<String> {
     match (&artifact.url, &artifact.path) {
         (Some(_), Some(_)) => problems.push(format!("{field}: set exactly one of url and path")),
         (None, None) => problems.push(format!("{field}: one of url and path is required")),
-        (Some(url), None) if !acceptable_url(url) => problems
-            .push(format!("{field}.url: {url:?} must be https:// or http:// to a loopback address")),
+        (Some(url), None) if !acceptable_url(url) => problems.push(format!(
+            "{field}.url: {url:?} must be https:// or http:// to a loopback address"
+        )),
         (None, Some(path)) if !path.starts_with('/') => {
             problems.push(format!("{field}.path: {path:?} must be absolute"));
         }
         _ => {}
     }
     let sha = &artifact.sha256;
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        problems.push(format!("{field}.sha256: must be 64 lowercase hexadecimal characters"));
+    if sha.len() != 64
+        || !sha
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        problems.push(format!(
+            "{field}.sha256: must be 64 lowercase hexadecimal characters"
+        ));
     }
     problems
 }
@@ -92,21 +107,37 @@ fn rollout_problems(spec: &KubeletUpgradeSpec) -> Vec<String> {
     let mut problems = Vec::new();
     match &rollout.max_unavailable {
         IntOrString::Int(n) if *n < 1 => {
-            problems.push(format!("spec.rollout.maxUnavailable: {n} must be at least 1"));
+            problems.push(format!(
+                "spec.rollout.maxUnavailable: {n} must be at least 1"
+            ));
         }
         IntOrString::String(text) if percent(text).is_none_or(|p| p == 0 || p > 100) => problems
-            .push(format!("spec.rollout.maxUnavailable: {text:?} must be a percentage 1%..100%")),
+            .push(format!(
+                "spec.rollout.maxUnavailable: {text:?} must be a percentage 1%..100%"
+            )),
         _ => {}
     }
     let numbers = [
         ("spec.rollout.canary", i64::from(rollout.canary)),
         ("spec.rollout.soakSeconds", rollout.soak_seconds),
         ("spec.drain.timeoutSeconds", spec.drain.timeout_seconds),
-        ("spec.verify.prepareTimeoutSeconds", spec.verify.prepare_timeout_seconds),
-        ("spec.verify.readyTimeoutSeconds", spec.verify.ready_timeout_seconds),
+        (
+            "spec.verify.prepareTimeoutSeconds",
+            spec.verify.prepare_timeout_seconds,
+        ),
+        (
+            "spec.verify.readyTimeoutSeconds",
+            spec.verify.ready_timeout_seconds,
+        ),
         ("spec.verify.settleSeconds", spec.verify.settle_seconds),
-        ("spec.verify.maxUnexpectedRestarts", i64::from(spec.verify.max_unexpected_restarts)),
-        ("spec.failurePolicy.maxFailedNodes", i64::from(spec.failure_policy.max_failed_nodes)),
+        (
+            "spec.verify.maxUnexpectedRestarts",
+            i64::from(spec.verify.max_unexpected_restarts),
+        ),
+        (
+            "spec.failurePolicy.maxFailedNodes",
+            i64::from(spec.failure_policy.max_failed_nodes),
+        ),
     ];
     for (field, value) in numbers {
         if value < 0 {

@@ -86,18 +86,33 @@ impl<'a> Pass<'a> {
             .filter(|node| selector::matches(spec.node_selector.as_ref(), &node.labels))
             .collect();
         let excluded = |node: &&NodeView| {
-            node.labels.get(kubelift_crds::constants::EXCLUDE_LABEL).map(String::as_str) == Some("true")
+            node.labels
+                .get(kubelift_crds::constants::EXCLUDE_LABEL)
+                .map(String::as_str)
+                == Some("true")
         };
         let targeted: Vec<&NodeView> = selected.iter().copied().filter(|n| !excluded(n)).collect();
-        let ordered = order::ordered(&targeted, spec.rollout.order, input.operator_node.as_deref());
-        let by_node: BTreeMap<&str, &NodeUpgradeView> =
-            input.node_upgrades.iter().map(|nu| (nu.spec.node_name.as_str(), nu)).collect();
+        let ordered = order::ordered(
+            &targeted,
+            spec.rollout.order,
+            input.operator_node.as_deref(),
+        );
+        let by_node: BTreeMap<&str, &NodeUpgradeView> = input
+            .node_upgrades
+            .iter()
+            .map(|nu| (nu.spec.node_name.as_str(), nu))
+            .collect();
 
         let slots = ordered
             .into_iter()
             .map(|node| {
                 let nu = by_node.get(node.name.as_str()).copied();
-                Slot { node, nu, seen: observe(input, node, nu), eviction_note: None }
+                Slot {
+                    node,
+                    nu,
+                    seen: observe(input, node, nu),
+                    eviction_note: None,
+                }
             })
             .collect();
         Pass {
@@ -117,7 +132,10 @@ impl<'a> Pass<'a> {
     /// nodes another attempt; NodeUpgrades not yet executing pick up a changed spec.
     fn retry_and_refresh(&mut self) {
         let plan = &self.input.plan;
-        let new_generation = plan.status.observed_generation.is_some_and(|g| g != plan.generation);
+        let new_generation = plan
+            .status
+            .observed_generation
+            .is_some_and(|g| g != plan.generation);
         let new_retry = plan.retry.is_some() && plan.retry != plan.retry_handled;
         if new_retry {
             let value = plan.retry.clone().unwrap_or_default();
@@ -141,11 +159,19 @@ impl<'a> Pass<'a> {
         };
         let settled = matches!(
             slot.seen,
-            Observed::Preparing(_) | Observed::Prepared | Observed::Done(_) | Observed::HelperTimedOut
+            Observed::Preparing(_)
+                | Observed::Prepared
+                | Observed::Done(_)
+                | Observed::HelperTimedOut
         );
         let upgraded_here = slot.seen == Observed::Done(Outcome::Succeeded)
             && super::observe::at_target(self.input, slot.node);
-        let desired = self.spec_for(slot.node, nu.spec.stage, nu.spec.hold_reason.clone(), nu.spec.attempt);
+        let desired = self.spec_for(
+            slot.node,
+            nu.spec.stage,
+            nu.spec.hold_reason.clone(),
+            nu.spec.attempt,
+        );
         settled && !upgraded_here && !same_work(&desired, &nu.spec)
     }
 
@@ -155,19 +181,35 @@ impl<'a> Pass<'a> {
             return;
         };
         let bump = retry || matches!(slot.seen, Observed::Done(_));
-        let attempt = if bump { nu.spec.attempt + 1 } else { nu.spec.attempt };
+        let attempt = if bump {
+            nu.spec.attempt + 1
+        } else {
+            nu.spec.attempt
+        };
         let name = slot.node.name.clone();
         self.push_order(index, Stage::Prepare, None, attempt, None);
         if bump {
-            self.event(EventKind::Normal, reasons::NODE_RETRIED, format!("node {name}: attempt {attempt}"));
+            self.event(
+                EventKind::Normal,
+                reasons::NODE_RETRIED,
+                format!("node {name}: attempt {attempt}"),
+            );
         }
-        let deadline = after(self.input.now, self.input.plan.spec.verify.prepare_timeout_seconds);
+        let deadline = after(
+            self.input.now,
+            self.input.plan.spec.verify.prepare_timeout_seconds,
+        );
         self.slots[index].seen = Observed::Preparing(deadline);
     }
 
     fn gate(&self) -> Option<Gate> {
         let spec = &self.input.plan.spec;
-        let failed = self.count(|s| matches!(s, Observed::Done(Outcome::Failed(_)) | Observed::HelperTimedOut));
+        let failed = self.count(|s| {
+            matches!(
+                s,
+                Observed::Done(Outcome::Failed(_)) | Observed::HelperTimedOut
+            )
+        });
         if failed > usize::try_from(spec.failure_policy.max_failed_nodes).unwrap_or(0) {
             return Some(Gate::Halted);
         }
@@ -177,7 +219,11 @@ impl<'a> Pass<'a> {
         if spec.rollout.dry_run {
             return None;
         }
-        if let Some(Opening::At(at)) = spec.window.as_ref().and_then(|w| next_opening(w, self.input.now)) {
+        if let Some(Opening::At(at)) = spec
+            .window
+            .as_ref()
+            .and_then(|w| next_opening(w, self.input.now))
+        {
             return Some(Gate::Window(at));
         }
         self.awaiting_approval().then_some(Gate::Approval)
@@ -187,8 +233,15 @@ impl<'a> Pass<'a> {
         let plan = &self.input.plan;
         let rollout = &plan.spec.rollout;
         let approved = plan.resume.as_deref() == Some(plan.generation.to_string().as_str());
-        let work_left = self.slots.iter().any(|s| matches!(s.seen, Observed::Candidate | Observed::Prepared));
-        rollout.pause_after_canary && rollout.canary > 0 && self.canaries_done() && !approved && work_left
+        let work_left = self
+            .slots
+            .iter()
+            .any(|s| matches!(s.seen, Observed::Candidate | Observed::Prepared));
+        rollout.pause_after_canary
+            && rollout.canary > 0
+            && self.canaries_done()
+            && !approved
+            && work_left
     }
 
     pub(super) fn canaries_done(&self) -> bool {
@@ -215,8 +268,15 @@ impl<'a> Pass<'a> {
             budget -= 1;
             let name = slot.node.name.clone();
             self.push_order(index, Stage::Prepare, None, 1, None);
-            self.event(EventKind::Normal, reasons::NODE_STARTED, format!("node {name}: preparing"));
-            let deadline = after(self.input.now, self.input.plan.spec.verify.prepare_timeout_seconds);
+            self.event(
+                EventKind::Normal,
+                reasons::NODE_STARTED,
+                format!("node {name}: preparing"),
+            );
+            let deadline = after(
+                self.input.now,
+                self.input.plan.spec.verify.prepare_timeout_seconds,
+            );
             self.slots[index].seen = Observed::Preparing(deadline);
         }
     }
@@ -230,7 +290,11 @@ impl<'a> Pass<'a> {
         }
         let limit = preflight::max_unavailable(&spec.rollout.max_unavailable, self.slots.len());
         let in_flight = self.slots.iter().filter(|s| self.in_flight(s)).count();
-        let not_ready = self.slots.iter().filter(|s| !s.node.ready && !self.in_flight(s)).count();
+        let not_ready = self
+            .slots
+            .iter()
+            .filter(|s| !s.node.ready && !self.in_flight(s))
+            .count();
         let left = limit.saturating_sub(in_flight + not_ready);
         if self.canaries_done() {
             left
@@ -278,15 +342,21 @@ impl<'a> Pass<'a> {
         for nu in &self.input.node_upgrades {
             let gone = !targeted.contains(&nu.spec.node_name.as_str());
             if gone && nu.spec.stage != Stage::Execute && !nu.deleting {
-                self.actions.push(Action::DeleteNodeUpgrade { name: nu.name.clone() });
+                self.actions.push(Action::DeleteNodeUpgrade {
+                    name: nu.name.clone(),
+                });
             }
         }
         for node in &self.input.nodes {
-            let executing = self.input.node_upgrades.iter().any(|nu| {
-                nu.spec.node_name == node.name && nu.spec.stage == Stage::Execute
-            });
+            let executing = self
+                .input
+                .node_upgrades
+                .iter()
+                .any(|nu| nu.spec.node_name == node.name && nu.spec.stage == Stage::Execute);
             if self.ours(node) && !targeted.contains(&node.name.as_str()) && !executing {
-                self.actions.push(Action::Uncordon { node: node.name.clone() });
+                self.actions.push(Action::Uncordon {
+                    node: node.name.clone(),
+                });
             }
         }
     }
@@ -303,7 +373,9 @@ impl<'a> Pass<'a> {
             node_name: node.name.clone(),
             plan: self.input.plan.name.clone(),
             version: spec.version.clone(),
-            binary: spec.binary.for_arch(node.labels.get(ARCH_LABEL).map(String::as_str)),
+            binary: spec
+                .binary
+                .for_arch(node.labels.get(ARCH_LABEL).map(String::as_str)),
             stage,
             hold_reason,
             attempt,
@@ -323,8 +395,12 @@ impl<'a> Pass<'a> {
         evicting_since: Option<Timestamp>,
     ) {
         let slot = &self.slots[index];
-        let unchanged = slot.nu.filter(|nu| nu.spec.stage == stage && nu.spec.attempt == attempt);
-        let stage_since = unchanged.and_then(|nu| nu.stage_since).unwrap_or(self.input.now);
+        let unchanged = slot
+            .nu
+            .filter(|nu| nu.spec.stage == stage && nu.spec.attempt == attempt);
+        let stage_since = unchanged
+            .and_then(|nu| nu.stage_since)
+            .unwrap_or(self.input.now);
         let order = NodeUpgradeOrder {
             name: node_upgrade_name(&self.input.plan.name, &slot.node.name),
             spec: self.spec_for(slot.node, stage, hold_reason, attempt),
@@ -354,12 +430,9 @@ impl<'a> Pass<'a> {
         }
         self.expire(&mut status);
         let now = self.input.now;
-        let requeue_after = self
-            .wake
-            .iter()
-            .filter(|at| **at > now)
-            .min()
-            .map(|at| Duration::from_secs(u64::try_from(at.duration_since(now).as_secs()).unwrap_or(0) + 1));
+        let requeue_after = self.wake.iter().filter(|at| **at > now).min().map(|at| {
+            Duration::from_secs(u64::try_from(at.duration_since(now).as_secs()).unwrap_or(0) + 1)
+        });
         Plan {
             actions: self.actions,
             status,
@@ -385,23 +458,42 @@ impl<'a> Pass<'a> {
     }
 
     fn summary(&self) -> Summary {
-        let count = |p: &dyn Fn(&Observed) -> bool| i32::try_from(self.count(p)).unwrap_or(i32::MAX);
-        let set_aside = self.slots.iter().filter(|s| s.seen == Observed::Candidate && !s.node.ready);
+        let count =
+            |p: &dyn Fn(&Observed) -> bool| i32::try_from(self.count(p)).unwrap_or(i32::MAX);
+        let set_aside = self
+            .slots
+            .iter()
+            .filter(|s| s.seen == Observed::Candidate && !s.node.ready);
         let failed = count(&|s| matches!(s, Observed::Done(Outcome::Failed(_))));
-        let evicting_blocked = self.slots.iter().filter(|s| s.eviction_note.is_some()).count();
+        let evicting_blocked = self
+            .slots
+            .iter()
+            .filter(|s| s.eviction_note.is_some())
+            .count();
         let mut summary = Summary {
             targeted: i32::try_from(self.slots.len()).unwrap_or(i32::MAX),
             upgraded: count(&|s| {
-                matches!(s, Observed::Upgraded | Observed::Soaking(_) | Observed::Done(Outcome::Succeeded))
+                matches!(
+                    s,
+                    Observed::Upgraded | Observed::Soaking(_) | Observed::Done(Outcome::Succeeded)
+                )
             }),
             skipped: i32::try_from(self.excluded + set_aside.count()).unwrap_or(i32::MAX)
-                + count(&|s| matches!(s, Observed::Done(Outcome::Skipped(_)) | Observed::Downgrade(_))),
+                + count(&|s| {
+                    matches!(
+                        s,
+                        Observed::Done(Outcome::Skipped(_)) | Observed::Downgrade(_)
+                    )
+                }),
             in_progress: count(&|s| s.is_active()),
             failed,
             blocked: count(&|s| matches!(s, Observed::Done(Outcome::Held(_))))
                 + i32::try_from(evicting_blocked).unwrap_or(0),
             predicted_restarts: self.predicted_restarts(),
-            started: self.slots.iter().any(|s| s.nu.is_some() || s.seen.is_active()),
+            started: self
+                .slots
+                .iter()
+                .any(|s| s.nu.is_some() || s.seen.is_active()),
             ..Summary::default()
         };
         summary.phase = self.phase(&summary);
@@ -430,7 +522,12 @@ impl<'a> Pass<'a> {
     fn predicted_restarts(&self) -> i32 {
         self.slots
             .iter()
-            .filter(|s| !matches!(s.seen, Observed::Done(Outcome::Succeeded) | Observed::Upgraded))
+            .filter(|s| {
+                !matches!(
+                    s.seen,
+                    Observed::Done(Outcome::Succeeded) | Observed::Upgraded
+                )
+            })
             .filter_map(|s| s.nu?.status.as_ref()?.prediction.as_ref())
             .map(|p| p.will_restart + p.unknown)
             .sum()
@@ -441,9 +538,13 @@ impl<'a> Pass<'a> {
         let mut parts: Vec<String> = Vec::new();
         let failed = self.named(|s| matches!(s, Observed::Done(Outcome::Failed(_))));
         match self.gate {
-            Some(Gate::Halted) => parts.push(format!("halted: failure budget exhausted ({failed})")),
+            Some(Gate::Halted) => {
+                parts.push(format!("halted: failure budget exhausted ({failed})"));
+            }
             Some(Gate::Paused) => parts.push("paused: spec.paused is true".to_owned()),
-            Some(Gate::Window(at)) => parts.push(format!("maintenance window closed; opens at {at}")),
+            Some(Gate::Window(at)) => {
+                parts.push(format!("maintenance window closed; opens at {at}"));
+            }
             Some(Gate::Approval) => parts.push(format!(
                 "canary done; approve with annotation {}={}",
                 kubelift_crds::constants::RESUME_ANNOTATION,
@@ -453,8 +554,12 @@ impl<'a> Pass<'a> {
         }
         parts.extend(self.slots.iter().filter_map(|s| s.eviction_note.clone()));
         parts.extend(self.slots.iter().filter_map(|s| match &s.seen {
-            Observed::Done(Outcome::Held(why) | Outcome::Skipped(why)) => Some(format!("node {} held: {why}", s.node.name)),
-            Observed::Claimed(other) => Some(format!("node {} is claimed by plan {other}", s.node.name)),
+            Observed::Done(Outcome::Held(why) | Outcome::Skipped(why)) => {
+                Some(format!("node {} held: {why}", s.node.name))
+            }
+            Observed::Claimed(other) => {
+                Some(format!("node {} is claimed by plan {other}", s.node.name))
+            }
             Observed::Downgrade(from) => Some(format!(
                 "node {} skipped: {from} is newer than the target (allowDowngrade is false)",
                 s.node.name
@@ -462,7 +567,12 @@ impl<'a> Pass<'a> {
             _ => None,
         }));
         let set_aside = self.named(|s| *s == Observed::Candidate);
-        let not_ready: Vec<&str> = self.slots.iter().filter(|s| s.seen == Observed::Candidate && !s.node.ready).map(|s| s.node.name.as_str()).collect();
+        let not_ready: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|s| s.seen == Observed::Candidate && !s.node.ready)
+            .map(|s| s.node.name.as_str())
+            .collect();
         if !not_ready.is_empty() {
             parts.push(format!("set aside until Ready: {}", list(&not_ready)));
         }
@@ -477,7 +587,9 @@ impl<'a> Pass<'a> {
 
     fn degraded(&self) -> Option<String> {
         let failed = self.slots.iter().filter_map(|s| match &s.seen {
-            Observed::Done(Outcome::Failed(why)) => Some(format!("node {} failed: {why}", s.node.name)),
+            Observed::Done(Outcome::Failed(why)) => {
+                Some(format!("node {} failed: {why}", s.node.name))
+            }
             _ => None,
         });
         let held = self.slots.iter().filter_map(|s| match &s.seen {
@@ -489,8 +601,12 @@ impl<'a> Pass<'a> {
     }
 
     fn named(&self, predicate: impl Fn(&Observed) -> bool) -> String {
-        let names: Vec<&str> =
-            self.slots.iter().filter(|s| predicate(&s.seen)).map(|s| s.node.name.as_str()).collect();
+        let names: Vec<&str> = self
+            .slots
+            .iter()
+            .filter(|s| predicate(&s.seen))
+            .map(|s| s.node.name.as_str())
+            .collect();
         list(&names)
     }
 }
@@ -505,7 +621,11 @@ fn same_work(a: &NodeUpgradeSpec, b: &NodeUpgradeSpec) -> bool {
 }
 
 fn list(names: &[&str]) -> String {
-    let mut shown: Vec<String> = names.iter().take(NAMED_NODES).map(|n| (*n).to_owned()).collect();
+    let mut shown: Vec<String> = names
+        .iter()
+        .take(NAMED_NODES)
+        .map(|n| (*n).to_owned())
+        .collect();
     if names.len() > NAMED_NODES {
         shown.push(format!("and {} more", names.len() - NAMED_NODES));
     }

@@ -38,9 +38,18 @@ pub fn problems(selector: &LabelSelector, field: &str) -> Vec<String> {
         .collect()
 }
 
-fn requirement_holds(requirement: &LabelSelectorRequirement, labels: &BTreeMap<String, String>) -> bool {
+fn requirement_holds(
+    requirement: &LabelSelectorRequirement,
+    labels: &BTreeMap<String, String>,
+) -> bool {
     let value = labels.get(&requirement.key);
-    let listed = |v: &String| requirement.values.iter().flatten().any(|allowed| allowed == v);
+    let listed = |v: &String| {
+        requirement
+            .values
+            .iter()
+            .flatten()
+            .any(|allowed| allowed == v)
+    };
     match requirement.operator.as_str() {
         "In" => value.is_some_and(listed),
         "NotIn" => !value.is_some_and(listed),

@@ -38,7 +38,10 @@ pub struct Summary {
 
 /// The status for an invalid plan: phase `Invalid`, `Valid=False` naming every problem.
 #[must_use]
-pub fn invalid(input: &PlanInput, problems: &[String]) -> (KubeletUpgradeStatus, Vec<PlannedEvent>) {
+pub fn invalid(
+    input: &PlanInput,
+    problems: &[String],
+) -> (KubeletUpgradeStatus, Vec<PlannedEvent>) {
     let message = format!("invalid spec: {}", problems.join("; "));
     let summary = Summary {
         phase: PlanPhase::Invalid,
@@ -51,7 +54,7 @@ pub fn invalid(input: &PlanInput, problems: &[String]) -> (KubeletUpgradeStatus,
     let previous = &input.plan.status;
     let changed = previous.phase != Some(PlanPhase::Invalid) || previous.message != status.message;
     let events = changed
-        .then(|| PlannedEvent {
+        .then_some(PlannedEvent {
             kind: EventKind::Warning,
             reason: reasons::INVALID_SPEC,
             note: message,
@@ -80,7 +83,10 @@ pub fn build(input: &PlanInput, summary: &Summary) -> KubeletUpgradeStatus {
         progress: Some(format!("{}/{}", summary.upgraded, summary.targeted)),
         predicted_restarts: summary.predicted_restarts,
         message: summary.message.clone(),
-        start_time: previous.start_time.clone().or_else(|| summary.started.then(|| now.clone())),
+        start_time: previous
+            .start_time
+            .clone()
+            .or_else(|| summary.started.then(|| now.clone())),
         completion_time: complete.then(|| previous.completion_time.clone().unwrap_or(now)),
     }
 }
@@ -95,11 +101,21 @@ pub fn transition_event(input: &PlanInput, summary: &Summary) -> Option<PlannedE
     let detail = summary.message.clone().unwrap_or_default();
     let (kind, reason, note) = match summary.phase {
         PlanPhase::Pending | PlanPhase::Invalid => return None,
-        PlanPhase::Progressing if matches!(previous, None | Some(PlanPhase::Pending)) => {
-            (EventKind::Normal, reasons::ROLLOUT_STARTED, "rollout started".to_owned())
-        }
-        PlanPhase::Progressing => (EventKind::Normal, reasons::ROLLOUT_RESUMED, "rollout resumed".to_owned()),
-        PlanPhase::Complete => (EventKind::Normal, reasons::ROLLOUT_COMPLETE, complete_note(summary)),
+        PlanPhase::Progressing if matches!(previous, None | Some(PlanPhase::Pending)) => (
+            EventKind::Normal,
+            reasons::ROLLOUT_STARTED,
+            "rollout started".to_owned(),
+        ),
+        PlanPhase::Progressing => (
+            EventKind::Normal,
+            reasons::ROLLOUT_RESUMED,
+            "rollout resumed".to_owned(),
+        ),
+        PlanPhase::Complete => (
+            EventKind::Normal,
+            reasons::ROLLOUT_COMPLETE,
+            complete_note(summary),
+        ),
         PlanPhase::Halted => (EventKind::Warning, reasons::ROLLOUT_HALTED, detail),
         PlanPhase::Paused => (EventKind::Normal, reasons::ROLLOUT_PAUSED, detail),
         PlanPhase::WaitingForWindow => (EventKind::Normal, reasons::WAITING_FOR_WINDOW, detail),
@@ -132,8 +148,16 @@ fn conditions(input: &PlanInput, summary: &Summary, invalid: Option<&str>) -> Ve
             input,
             "Complete",
             complete,
-            if complete && all_upgraded { "AllNodesUpgraded" } else { &phase },
-            &if complete { complete_note(summary) } else { String::new() },
+            if complete && all_upgraded {
+                "AllNodesUpgraded"
+            } else {
+                &phase
+            },
+            &if complete {
+                complete_note(summary)
+            } else {
+                String::new()
+            },
         ),
         match &summary.degraded {
             Some(why) => condition(input, "Degraded", true, "NodesFailedOrHeld", why),
@@ -142,9 +166,20 @@ fn conditions(input: &PlanInput, summary: &Summary, invalid: Option<&str>) -> Ve
     ]
 }
 
-fn condition(input: &PlanInput, kind: &str, status: bool, reason: &str, message: &str) -> Condition {
+fn condition(
+    input: &PlanInput,
+    kind: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
     let status = if status { "True" } else { "False" }.to_owned();
-    let previous = input.plan.status.conditions.iter().find(|c| c.type_ == kind);
+    let previous = input
+        .plan
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind);
     let last_transition_time = previous
         .filter(|c| c.status == status)
         .map_or_else(|| Time(input.now), |c| c.last_transition_time.clone());

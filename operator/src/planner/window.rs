@@ -11,7 +11,10 @@ use kubelift_crds::{MaintenanceWindow, Weekday};
 pub fn problems(window: &MaintenanceWindow) -> Vec<String> {
     let mut problems = Vec::new();
     if TimeZone::get(&window.time_zone).is_err() {
-        problems.push(format!("spec.window.timeZone: unknown time zone {:?}", window.time_zone));
+        problems.push(format!(
+            "spec.window.timeZone: unknown time zone {:?}",
+            window.time_zone
+        ));
     }
     for (field, value) in [("start", &window.start), ("end", &window.end)] {
         if parse_time(value).is_none() {

@@ -16,10 +16,16 @@ use serde_json::json;
 use super::{
     Context, EVICTING_SINCE_ANNOTATION, Error, RETRY_HANDLED_ANNOTATION, STAGE_SINCE_ANNOTATION,
 };
-use crate::planner::{Action, BlockedEviction, EventKind, NodeUpgradeOrder, PlannedEvent, selector_matches};
+use crate::planner::{
+    Action, BlockedEviction, EventKind, NodeUpgradeOrder, PlannedEvent, selector_matches,
+};
 
 /// Apply every action in order.
-pub async fn actions(plan: &KubeletUpgrade, actions: &[Action], ctx: &Context) -> Result<(), Error> {
+pub async fn actions(
+    plan: &KubeletUpgrade,
+    actions: &[Action],
+    ctx: &Context,
+) -> Result<(), Error> {
     for action in actions {
         tracing::debug!(?action, "applying");
         action_one(plan, action, ctx).await?;
@@ -40,7 +46,11 @@ async fn action_one(plan: &KubeletUpgrade, action: &Action, ctx: &Context) -> Re
         }
         Action::Cordon { node } => cordon(ctx, node, Some(&name)).await,
         Action::Uncordon { node } => cordon(ctx, node, None).await,
-        Action::Evict { node, namespace, pod } => evict(ctx, &name, node, namespace, pod).await,
+        Action::Evict {
+            node,
+            namespace,
+            pod,
+        } => evict(ctx, &name, node, namespace, pod).await,
         Action::DeletePod { namespace, pod, .. } => {
             let api = Api::<Pod>::namespaced(ctx.client.clone(), namespace);
             ignore_missing(api.delete(pod, &DeleteParams::default()).await.map(|_| ()))
@@ -56,16 +66,24 @@ async fn action_one(plan: &KubeletUpgrade, action: &Action, ctx: &Context) -> Re
         }
         Action::DeletePlan => {
             let api = Api::<KubeletUpgrade>::all(ctx.client.clone());
-            ignore_missing(api.delete(&name, &DeleteParams::default()).await.map(|_| ()))
-                .map_err(Error::PatchPlan)
+            ignore_missing(
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .map(|_| ()),
+            )
+            .map_err(Error::PatchPlan)
         }
     }
 }
 
 /// Add or drop our finalizer, guarded by the resource version so others' finalizers survive.
 async fn finalizer(plan: &KubeletUpgrade, ctx: &Context, keep: bool) -> Result<(), Error> {
-    let mut finalizers: Vec<String> =
-        plan.finalizers().iter().filter(|f| *f != PLAN_FINALIZER).cloned().collect();
+    let mut finalizers: Vec<String> = plan
+        .finalizers()
+        .iter()
+        .filter(|f| *f != PLAN_FINALIZER)
+        .cloned()
+        .collect();
     if keep {
         finalizers.push(PLAN_FINALIZER.to_owned());
     }
@@ -74,17 +92,36 @@ async fn finalizer(plan: &KubeletUpgrade, ctx: &Context, keep: bool) -> Result<(
         "resourceVersion": plan.resource_version(),
     }});
     let api = Api::<KubeletUpgrade>::all(ctx.client.clone());
-    let result = api.patch(&plan.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await;
+    let result = api
+        .patch(
+            &plan.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await;
     ignore_missing(result.map(|_| ())).map_err(Error::PatchPlan)
 }
 
-async fn node_upgrade(plan: &KubeletUpgrade, order: &NodeUpgradeOrder, ctx: &Context) -> Result<(), Error> {
+async fn node_upgrade(
+    plan: &KubeletUpgrade,
+    order: &NodeUpgradeOrder,
+    ctx: &Context,
+) -> Result<(), Error> {
     let mut annotations = serde_json::Map::new();
-    annotations.insert(STAGE_SINCE_ANNOTATION.to_owned(), json!(order.stage_since.to_string()));
+    annotations.insert(
+        STAGE_SINCE_ANNOTATION.to_owned(),
+        json!(order.stage_since.to_string()),
+    );
     if let Some(since) = order.evicting_since {
-        annotations.insert(EVICTING_SINCE_ANNOTATION.to_owned(), json!(since.to_string()));
+        annotations.insert(
+            EVICTING_SINCE_ANNOTATION.to_owned(),
+            json!(since.to_string()),
+        );
     }
-    let owner = plan.controller_owner_ref(&()).map(|o| vec![o]).unwrap_or_default();
+    let owner = plan
+        .controller_owner_ref(&())
+        .map(|o| vec![o])
+        .unwrap_or_default();
     let object = json!({
         "apiVersion": "kubelift.dev/v1alpha1",
         "kind": "NodeUpgrade",
@@ -114,11 +151,19 @@ async fn cordon(ctx: &Context, node: &str, plan: Option<&str>) -> Result<(), Err
         "metadata": {"annotations": {CORDONED_BY_ANNOTATION: plan}},
     });
     let api = Api::<Node>::all(ctx.client.clone());
-    let result = api.patch(node, &PatchParams::default(), &Patch::Merge(patch)).await;
+    let result = api
+        .patch(node, &PatchParams::default(), &Patch::Merge(patch))
+        .await;
     ignore_missing(result.map(|_| ())).map_err(Error::Cordon)
 }
 
-async fn evict(ctx: &Context, plan: &str, node: &str, namespace: &str, pod: &str) -> Result<(), Error> {
+async fn evict(
+    ctx: &Context,
+    plan: &str,
+    node: &str,
+    namespace: &str,
+    pod: &str,
+) -> Result<(), Error> {
     let api = Api::<Pod>::namespaced(ctx.client.clone(), namespace);
     match api.evict(pod, &EvictParams::default()).await {
         Ok(_) => {
@@ -128,7 +173,10 @@ async fn evict(ctx: &Context, plan: &str, node: &str, namespace: &str, pod: &str
         }
         Err(kube::Error::Api(status)) if status.code == 429 => {
             let budget = budget_of(ctx, namespace, pod).await;
-            let blocked = BlockedEviction { pod: format!("{namespace}/{pod}"), budget };
+            let blocked = BlockedEviction {
+                pod: format!("{namespace}/{pod}"),
+                budget,
+            };
             ctx.block(plan, node, blocked);
             Ok(())
         }
@@ -152,7 +200,11 @@ async fn budget_of(ctx: &Context, namespace: &str, pod: &str) -> Option<String> 
 }
 
 /// Write the status by server-side apply unless it is unchanged.
-pub async fn status(plan: &KubeletUpgrade, status: &KubeletUpgradeStatus, ctx: &Context) -> Result<(), Error> {
+pub async fn status(
+    plan: &KubeletUpgrade,
+    status: &KubeletUpgradeStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
     if plan.status.as_ref() == Some(status) {
         return Ok(());
     }
@@ -163,7 +215,9 @@ pub async fn status(plan: &KubeletUpgrade, status: &KubeletUpgradeStatus, ctx: &
     });
     let api = Api::<KubeletUpgrade>::all(ctx.client.clone());
     let params = PatchParams::apply(OPERATOR_MANAGER).force();
-    let result = api.patch_status(&plan.name_any(), &params, &Patch::Apply(object)).await;
+    let result = api
+        .patch_status(&plan.name_any(), &params, &Patch::Apply(object))
+        .await;
     ignore_missing(result.map(|_| ())).map_err(Error::WriteStatus)
 }
 

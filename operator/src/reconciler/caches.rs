@@ -25,7 +25,10 @@ impl NodeCache {
     /// Every node, as the planner sees it.
     #[must_use]
     pub fn snapshot(&self) -> Vec<NodeView> {
-        self.nodes.read().map(|n| n.values().cloned().collect()).unwrap_or_default()
+        self.nodes
+            .read()
+            .map(|n| n.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Whether the first full list has arrived.
@@ -39,15 +42,17 @@ impl NodeCache {
         let (changed, rx) = mpsc::channel(1);
         let cache = self.clone();
         tokio::spawn(async move {
-            let events = watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
+            let events =
+                watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
             let mut events = std::pin::pin!(events);
             let mut fresh = BTreeMap::new();
             while let Some(event) = events.next().await {
                 match event {
-                    Ok(event) if cache.absorb(event, &mut fresh) => {
-                        let _ = changed.try_send(());
+                    Ok(event) => {
+                        if cache.absorb(event, &mut fresh) {
+                            let _ = changed.try_send(());
+                        }
                     }
-                    Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "node watch failed; retrying"),
                 }
             }
@@ -72,16 +77,17 @@ impl NodeCache {
             }
             watcher::Event::InitDone => {
                 *nodes = std::mem::take(fresh);
-                self.synced.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.synced
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 true
             }
             watcher::Event::Apply(node) => {
                 let view = slim(&node);
                 nodes.insert(view.name.clone(), view.clone()) != Some(view)
             }
-            watcher::Event::Delete(node) => {
-                nodes.remove(node.metadata.name.as_deref().unwrap_or_default()).is_some()
-            }
+            watcher::Event::Delete(node) => nodes
+                .remove(node.metadata.name.as_deref().unwrap_or_default())
+                .is_some(),
         }
     }
 }
@@ -98,7 +104,11 @@ pub fn slim(node: &Node) -> NodeView {
         name: node.metadata.name.clone().unwrap_or_default(),
         labels: node.metadata.labels.clone().unwrap_or_default(),
         ready,
-        unschedulable: node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
+        unschedulable: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
         cordoned_by: node
             .metadata
             .annotations

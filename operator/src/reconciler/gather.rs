@@ -6,14 +6,13 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ListParams;
-use kube::runtime::reflector::Store;
 use kube::{Api, ResourceExt};
-use kubelift_crds::constants::{
-    PLAN_FINALIZER, RESUME_ANNOTATION, RETRY_ANNOTATION,
-};
+use kubelift_crds::constants::{PLAN_FINALIZER, RESUME_ANNOTATION, RETRY_ANNOTATION};
 use kubelift_crds::{KubeletUpgrade, NodeUpgrade};
 
-use super::{Context, Error, EVICTING_SINCE_ANNOTATION, RETRY_HANDLED_ANNOTATION, STAGE_SINCE_ANNOTATION};
+use super::{
+    Context, EVICTING_SINCE_ANNOTATION, Error, RETRY_HANDLED_ANNOTATION, STAGE_SINCE_ANNOTATION,
+};
 use crate::planner::{NodeUpgradeView, PlanInput, PlanView, PodView};
 
 /// Annotation the API server sets on a static pod's mirror.
@@ -26,7 +25,12 @@ pub fn input(plan: &KubeletUpgrade, ctx: &Context) -> PlanInput {
     let (mine, others): (Vec<_>, Vec<_>) = all.iter().partition(|nu| nu.spec.plan == name);
     let claims = others
         .iter()
-        .filter(|nu| !nu.status.as_ref().and_then(|s| s.phase).is_some_and(|p| p.is_terminal()))
+        .filter(|nu| {
+            !nu.status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .is_some_and(kubelift_crds::NodePhase::is_terminal)
+        })
         .map(|nu| (nu.spec.node_name.clone(), nu.spec.plan.clone()))
         .collect();
 
@@ -44,7 +48,10 @@ pub fn input(plan: &KubeletUpgrade, ctx: &Context) -> PlanInput {
 }
 
 /// List the pods on each of `nodes`, one field-selected list per node.
-pub async fn pods(ctx: &Context, nodes: &[String]) -> Result<BTreeMap<String, Vec<PodView>>, Error> {
+pub async fn pods(
+    ctx: &Context,
+    nodes: &[String],
+) -> Result<BTreeMap<String, Vec<PodView>>, Error> {
     let api = Api::<Pod>::all(ctx.client.clone());
     let mut found = BTreeMap::new();
     for node in nodes {
@@ -53,11 +60,6 @@ pub async fn pods(ctx: &Context, nodes: &[String]) -> Result<BTreeMap<String, Ve
         found.insert(node.clone(), pods.items.iter().map(pod_view).collect());
     }
     Ok(found)
-}
-
-/// The NodeUpgrades of `plan` in the cache.
-pub fn node_upgrades_of(store: &Store<NodeUpgrade>, plan: &str) -> usize {
-    store.state().iter().filter(|nu| nu.spec.plan == plan).count()
 }
 
 fn plan_view(plan: &KubeletUpgrade) -> PlanView {
@@ -76,7 +78,11 @@ fn plan_view(plan: &KubeletUpgrade) -> PlanView {
 }
 
 fn node_upgrade_view(nu: &NodeUpgrade) -> NodeUpgradeView {
-    let time = |key: &str| nu.annotations().get(key).and_then(|v| v.parse::<Timestamp>().ok());
+    let time = |key: &str| {
+        nu.annotations()
+            .get(key)
+            .and_then(|v| v.parse::<Timestamp>().ok())
+    };
     NodeUpgradeView {
         name: nu.name_any(),
         generation: nu.metadata.generation.unwrap_or(1),

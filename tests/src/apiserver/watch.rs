@@ -39,14 +39,40 @@ pub struct WatchRequest {
     pub table: Option<IncludeObject>,
 }
 
-/// Starts a watch and returns the streaming response body.
+/// Starts a watch and returns the streaming response body. The starting point is fixed before
+/// this returns, so changes made after the response arrives are never missed.
 pub fn start(shared: Arc<Shared>, request: WatchRequest) -> axum::body::Body {
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    tokio::spawn(run(shared, request, tx));
+    let (mut signals, initial) = {
+        let state = shared.lock();
+        (state.store.subscribe(), initial_state(&state, &request))
+    };
+    let start = *signals.borrow_and_update();
+    let sender = Sender {
+        tx,
+        request,
+        columns_sent: false,
+    };
+    tokio::spawn(run(
+        shared,
+        sender,
+        Opening {
+            signals,
+            start,
+            initial,
+        },
+    ));
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|line| (Ok::<_, Infallible>(line), rx))
     });
     axum::body::Body::from_stream(stream)
+}
+
+/// Where a watch starts.
+struct Opening {
+    signals: tokio::sync::watch::Receiver<super::store::Signal>,
+    start: super::store::Signal,
+    initial: Initial,
 }
 
 struct Sender {
@@ -104,23 +130,18 @@ impl Sender {
     }
 }
 
-async fn run(shared: Arc<Shared>, request: WatchRequest, tx: mpsc::Sender<Bytes>) {
-    let timeout = request.timeout;
+async fn run(shared: Arc<Shared>, mut sender: Sender, opening: Opening) {
+    let timeout = sender.request.timeout;
     let bookmark_interval = shared.config.bookmark_interval;
-    let mut sender = Sender {
-        tx,
-        request,
-        columns_sent: false,
+    let Opening {
+        mut signals,
+        start,
+        initial,
+    } = opening;
+    let Ok(cursor) = send_initial(&mut sender, initial).await else {
+        return;
     };
-    let (mut signals, initial) = {
-        let state = shared.lock();
-        (
-            state.store.subscribe(),
-            initial_state(&state, &sender.request),
-        )
-    };
-    let start = *signals.borrow_and_update();
-    let Ok(mut cursor) = send_initial(&mut sender, initial).await else {
+    let Ok(mut cursor) = forward(&shared, &mut sender, cursor).await else {
         return;
     };
 

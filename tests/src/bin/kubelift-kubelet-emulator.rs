@@ -156,7 +156,7 @@ fn fail(error: &BoxError) -> ExitCode {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        message.push_str(&format!(": {cause}"));
+        message = format!("{message}: {cause}");
         source = cause.source();
     }
     eprintln!("error: {message}");

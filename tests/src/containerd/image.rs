@@ -29,9 +29,24 @@ pub fn write_image_tar(out: &Path, tags: &[&str]) -> Result<(), HarnessError> {
         "Layers": [format!("{layer_digest}/layer.tar")],
     }]);
     let mut archive = tar::Builder::new(std::fs::File::create(out).map_err(io("create image"))?);
-    append(&mut archive, &format!("{layer_digest}/layer.tar"), &layer, 0o644)?;
-    append(&mut archive, &format!("{config_digest}.json"), config.as_bytes(), 0o644)?;
-    append(&mut archive, "manifest.json", manifest.to_string().as_bytes(), 0o644)?;
+    append(
+        &mut archive,
+        &format!("{layer_digest}/layer.tar"),
+        &layer,
+        0o644,
+    )?;
+    append(
+        &mut archive,
+        &format!("{config_digest}.json"),
+        config.as_bytes(),
+        0o644,
+    )?;
+    append(
+        &mut archive,
+        "manifest.json",
+        manifest.to_string().as_bytes(),
+        0o644,
+    )?;
     archive.finish().map_err(io("finish image"))
 }
 
@@ -86,15 +101,22 @@ fn append<W: std::io::Write>(
     header.set_size(data.len() as u64);
     header.set_mode(mode);
     header.set_entry_type(tar::EntryType::Regular);
-    archive.append_data(&mut header, path, data).map_err(io("append to tar"))
+    archive
+        .append_data(&mut header, path, data)
+        .map_err(io("append to tar"))
 }
 
-fn append_dir<W: std::io::Write>(archive: &mut tar::Builder<W>, path: &str) -> Result<(), HarnessError> {
+fn append_dir<W: std::io::Write>(
+    archive: &mut tar::Builder<W>,
+    path: &str,
+) -> Result<(), HarnessError> {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Directory);
     header.set_size(0);
     header.set_mode(0o755);
-    archive.append_data(&mut header, path, std::io::empty()).map_err(io("append dir"))
+    archive
+        .append_data(&mut header, path, std::io::empty())
+        .map_err(io("append dir"))
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> HarnessError {

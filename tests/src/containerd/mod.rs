@@ -81,7 +81,9 @@ impl Containerd {
     /// Whether containerd, runc, ctr and busybox are installed.
     #[must_use]
     pub fn available() -> bool {
-        ["/usr/bin/containerd", "/usr/bin/ctr", BUSYBOX].iter().all(|p| Path::new(p).exists())
+        ["/usr/bin/containerd", "/usr/bin/ctr", BUSYBOX]
+            .iter()
+            .all(|p| Path::new(p).exists())
             && which("runc")
     }
 
@@ -90,7 +92,9 @@ impl Containerd {
     pub async fn start(dir: &Path, socket: &Path) -> Result<Self, HarnessError> {
         for tool in ["containerd", "ctr", "runc"] {
             if !which(tool) {
-                return Err(HarnessError::Missing { tool: "containerd/ctr/runc" });
+                return Err(HarnessError::Missing {
+                    tool: "containerd/ctr/runc",
+                });
             }
         }
         let config = write_config(dir, socket)?;
@@ -130,11 +134,21 @@ impl Containerd {
         let output = tokio::process::Command::new("ctr")
             .arg("-a")
             .arg(&self.socket)
-            .args(["-n", "k8s.io", "images", "import", "--snapshotter", "native"])
+            .args([
+                "-n",
+                "k8s.io",
+                "images",
+                "import",
+                "--snapshotter",
+                "native",
+            ])
             .arg(&tar)
             .output()
             .await
-            .map_err(|source| HarnessError::Io { what: "run ctr", source })?;
+            .map_err(|source| HarnessError::Io {
+                what: "run ctr",
+                source,
+            })?;
         if !output.status.success() {
             return Err(HarnessError::Command {
                 command: "ctr images import".into(),
@@ -169,7 +183,9 @@ impl Drop for Containerd {
         let sandboxes = std::mem::take(&mut self.sandboxes);
         let client = self.client.clone();
         let teardown = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async move {
                     let mut client = client;
@@ -201,9 +217,8 @@ fn stop_child(child: &mut std::process::Child) {
 }
 
 fn which(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
 fn write_config(dir: &Path, socket: &Path) -> Result<PathBuf, HarnessError> {
@@ -261,9 +276,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 }
 
 fn spawn(dir: &Path, config: &Path) -> Result<std::process::Child, HarnessError> {
-    let log = std::fs::File::create(dir.join("containerd.log"))
-        .map_err(|source| HarnessError::Io { what: "create containerd log", source })?;
-    let err = log.try_clone().map_err(|source| HarnessError::Io { what: "clone log", source })?;
+    let log =
+        std::fs::File::create(dir.join("containerd.log")).map_err(|source| HarnessError::Io {
+            what: "create containerd log",
+            source,
+        })?;
+    let err = log.try_clone().map_err(|source| HarnessError::Io {
+        what: "clone log",
+        source,
+    })?;
     std::process::Command::new("containerd")
         .arg("--config")
         .arg(config)
@@ -271,7 +292,10 @@ fn spawn(dir: &Path, config: &Path) -> Result<std::process::Child, HarnessError>
         .stdout(log)
         .stderr(err)
         .spawn()
-        .map_err(|source| HarnessError::Io { what: "spawn containerd", source })
+        .map_err(|source| HarnessError::Io {
+            what: "spawn containerd",
+            source,
+        })
 }
 
 /// Connects to the CRI socket once containerd answers on it.
@@ -279,19 +303,27 @@ async fn wait_for_socket(socket: &Path) -> Result<RuntimeServiceClient<Channel>,
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         if let Ok(mut client) = connect(socket).await
-            && client.version(k8s_cri::v1::VersionRequest::default()).await.is_ok()
+            && client
+                .version(k8s_cri::v1::VersionRequest::default())
+                .await
+                .is_ok()
         {
             return Ok(client);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(HarnessError::Start(format!("no CRI answer on {}", socket.display())));
+            return Err(HarnessError::Start(format!(
+                "no CRI answer on {}",
+                socket.display()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// A CRI client over `socket`.
-pub async fn connect(socket: &Path) -> Result<RuntimeServiceClient<Channel>, tonic::transport::Error> {
+pub async fn connect(
+    socket: &Path,
+) -> Result<RuntimeServiceClient<Channel>, tonic::transport::Error> {
     let path = socket.to_path_buf();
     let channel = Endpoint::from_static("http://[::1]:0")
         .connect_with_connector(tower::service_fn(move |_: Uri| {

@@ -57,8 +57,11 @@ impl PodSpec {
     /// The pod as the API server would serve it, bound to `node`.
     #[must_use]
     pub fn api_json(&self, node: &str) -> serde_json::Value {
-        let containers: Vec<serde_json::Value> =
-            self.containers.iter().map(ContainerSpec::api_json).collect();
+        let containers: Vec<serde_json::Value> = self
+            .containers
+            .iter()
+            .map(ContainerSpec::api_json)
+            .collect();
         serde_json::json!({
             "apiVersion": "v1",
             "kind": "Pod",
@@ -99,7 +102,10 @@ impl RunningPod {
 }
 
 fn cri(call: &'static str) -> impl Fn(tonic::Status) -> HarnessError {
-    move |source| HarnessError::Cri { call, source: Box::new(source) }
+    move |source| HarnessError::Cri {
+        call,
+        source: Box::new(source),
+    }
 }
 
 fn host_network() -> NamespaceOption {
@@ -139,7 +145,11 @@ fn sandbox_config(pod: &PodSpec, log_dir: &str) -> PodSandboxConfig {
     }
 }
 
-fn container_config(pod: &PodSpec, container: &ContainerSpec, restart_count: u32) -> ContainerConfig {
+fn container_config(
+    pod: &PodSpec,
+    container: &ContainerSpec,
+    restart_count: u32,
+) -> ContainerConfig {
     let labels = HashMap::from([
         (POD_NAME_LABEL.to_owned(), pod.name.clone()),
         (POD_NAMESPACE_LABEL.to_owned(), pod.namespace.clone()),
@@ -148,15 +158,24 @@ fn container_config(pod: &PodSpec, container: &ContainerSpec, restart_count: u32
     ]);
     let annotations = HashMap::from([
         (HASH_ANNOTATION.to_owned(), container.hash.clone()),
-        (RESTART_COUNT_ANNOTATION.to_owned(), restart_count.to_string()),
+        (
+            RESTART_COUNT_ANNOTATION.to_owned(),
+            restart_count.to_string(),
+        ),
     ]);
     let security = LinuxContainerSecurityContext {
         namespace_options: Some(host_network()),
         ..LinuxContainerSecurityContext::default()
     };
     ContainerConfig {
-        metadata: Some(ContainerMetadata { name: container.name.clone(), attempt: restart_count }),
-        image: Some(ImageSpec { image: WORKLOAD_IMAGE.to_owned(), ..ImageSpec::default() }),
+        metadata: Some(ContainerMetadata {
+            name: container.name.clone(),
+            attempt: restart_count,
+        }),
+        image: Some(ImageSpec {
+            image: WORKLOAD_IMAGE.to_owned(),
+            ..ImageSpec::default()
+        }),
         labels,
         annotations,
         log_path: format!("{}-{restart_count}.log", container.name),
@@ -172,20 +191,46 @@ impl Containerd {
     /// Runs a sandbox and starts each of the pod's containers in it.
     pub async fn run_pod(&mut self, pod: &PodSpec) -> Result<RunningPod, HarnessError> {
         let log_dir = self.dir.join("logs").join(&pod.uid);
-        std::fs::create_dir_all(&log_dir)
-            .map_err(|source| HarnessError::Io { what: "create pod log dir", source })?;
+        std::fs::create_dir_all(&log_dir).map_err(|source| HarnessError::Io {
+            what: "create pod log dir",
+            source,
+        })?;
         let config = sandbox_config(pod, &log_dir.to_string_lossy());
-        let request = RunPodSandboxRequest { config: Some(config.clone()), ..Default::default() };
-        let sandbox_id =
-            self.client.run_pod_sandbox(request).await.map_err(cri("RunPodSandbox"))?.into_inner().pod_sandbox_id;
+        let request = RunPodSandboxRequest {
+            config: Some(config.clone()),
+            ..Default::default()
+        };
+        let sandbox_id = self
+            .client
+            .run_pod_sandbox(request)
+            .await
+            .map_err(cri("RunPodSandbox"))?
+            .into_inner()
+            .pod_sandbox_id;
         self.sandboxes.push(sandbox_id.clone());
         let mut containers = Vec::new();
         for container in &pod.containers {
-            let id = self.start_container(&sandbox_id, &config, pod, container, container.restart_count).await?;
+            let id = self
+                .start_container(
+                    &sandbox_id,
+                    &config,
+                    pod,
+                    container,
+                    container.restart_count,
+                )
+                .await?;
             let restart_count = container.restart_count;
-            containers.push(RunningContainer { name: container.name.clone(), id, restart_count });
+            containers.push(RunningContainer {
+                name: container.name.clone(),
+                id,
+                restart_count,
+            });
         }
-        Ok(RunningPod { spec: pod.clone(), sandbox_id, containers })
+        Ok(RunningPod {
+            spec: pod.clone(),
+            sandbox_id,
+            containers,
+        })
     }
 
     /// Replaces a running container with a new one (new ID, restart count + 1), as the kubelet
@@ -197,17 +242,36 @@ impl Containerd {
     ) -> Result<RunningContainer, HarnessError> {
         let spec = pod.spec.containers.iter().find(|c| c.name == name);
         let (Some(spec), Some(old)) = (spec, pod.container(name)) else {
-            return Err(HarnessError::Start(format!("no container {name} in the pod")));
+            return Err(HarnessError::Start(format!(
+                "no container {name} in the pod"
+            )));
         };
-        let stop = StopContainerRequest { container_id: old.id.clone(), timeout: 5 };
-        self.client.stop_container(stop).await.map_err(cri("StopContainer"))?;
-        let remove = RemoveContainerRequest { container_id: old.id.clone() };
-        self.client.remove_container(remove).await.map_err(cri("RemoveContainer"))?;
+        let stop = StopContainerRequest {
+            container_id: old.id.clone(),
+            timeout: 5,
+        };
+        self.client
+            .stop_container(stop)
+            .await
+            .map_err(cri("StopContainer"))?;
+        let remove = RemoveContainerRequest {
+            container_id: old.id.clone(),
+        };
+        self.client
+            .remove_container(remove)
+            .await
+            .map_err(cri("RemoveContainer"))?;
         let log_dir = self.dir.join("logs").join(&pod.spec.uid);
         let config = sandbox_config(&pod.spec, &log_dir.to_string_lossy());
         let restart_count = old.restart_count + 1;
-        let id = self.start_container(&pod.sandbox_id, &config, &pod.spec, spec, restart_count).await?;
-        Ok(RunningContainer { name: name.to_owned(), id, restart_count })
+        let id = self
+            .start_container(&pod.sandbox_id, &config, &pod.spec, spec, restart_count)
+            .await?;
+        Ok(RunningContainer {
+            name: name.to_owned(),
+            id,
+            restart_count,
+        })
     }
 
     async fn start_container(
@@ -223,9 +287,20 @@ impl Containerd {
             config: Some(container_config(pod, container, restart_count)),
             sandbox_config: Some(sandbox.clone()),
         };
-        let id = self.client.create_container(request).await.map_err(cri("CreateContainer"))?.into_inner().container_id;
-        let start = StartContainerRequest { container_id: id.clone() };
-        self.client.start_container(start).await.map_err(cri("StartContainer"))?;
+        let id = self
+            .client
+            .create_container(request)
+            .await
+            .map_err(cri("CreateContainer"))?
+            .into_inner()
+            .container_id;
+        let start = StartContainerRequest {
+            container_id: id.clone(),
+        };
+        self.client
+            .start_container(start)
+            .await
+            .map_err(cri("StartContainer"))?;
         Ok(id)
     }
 }
@@ -235,9 +310,19 @@ pub(super) async fn remove_sandbox(
     client: &mut RuntimeServiceClient<Channel>,
     id: &str,
 ) -> Result<(), HarnessError> {
-    let stop = StopPodSandboxRequest { pod_sandbox_id: id.to_owned() };
-    client.stop_pod_sandbox(stop).await.map_err(cri("StopPodSandbox"))?;
-    let remove = RemovePodSandboxRequest { pod_sandbox_id: id.to_owned() };
-    client.remove_pod_sandbox(remove).await.map_err(cri("RemovePodSandbox"))?;
+    let stop = StopPodSandboxRequest {
+        pod_sandbox_id: id.to_owned(),
+    };
+    client
+        .stop_pod_sandbox(stop)
+        .await
+        .map_err(cri("StopPodSandbox"))?;
+    let remove = RemovePodSandboxRequest {
+        pod_sandbox_id: id.to_owned(),
+    };
+    client
+        .remove_pod_sandbox(remove)
+        .await
+        .map_err(cri("RemovePodSandbox"))?;
     Ok(())
 }

@@ -67,6 +67,7 @@ impl CriSimServer {
     }
 
     /// The unix socket it serves on.
+    #[must_use]
     pub fn socket(&self) -> &Path {
         &self.socket
     }

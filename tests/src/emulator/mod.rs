@@ -88,6 +88,7 @@ pub struct EmulatorConfig {
 
 impl EmulatorConfig {
     /// Defaults for `node_name` at `version`: 500 ms syncs, 10 s heartbeats, busybox.
+    #[must_use]
     pub fn new(node_name: &str, version: KubeletVersion, cri_socket: PathBuf) -> Self {
         EmulatorConfig {
             node_name: node_name.to_owned(),
@@ -106,6 +107,7 @@ impl EmulatorConfig {
     }
 
     /// The version the Node reports: its own, or the previous minor under [`Fault::WrongVersion`].
+    #[must_use]
     pub fn reported_version(&self) -> String {
         match self.fault {
             Some(Fault::WrongVersion) => {
@@ -117,6 +119,7 @@ impl EmulatorConfig {
     }
 
     /// `<host-root>/var/lib/kubelift/snapshot.json`.
+    #[must_use]
     pub fn snapshot_path(&self) -> PathBuf {
         self.host_root.join("var/lib/kubelift/snapshot.json")
     }
@@ -126,6 +129,7 @@ impl EmulatorConfig {
 pub const DEFAULT_RUNTIME_IMAGE: &str = "docker.io/library/busybox:latest";
 
 /// The `kubernetes.io/arch` value of this machine.
+#[must_use]
 pub fn default_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -135,6 +139,7 @@ pub fn default_arch() -> &'static str {
 }
 
 /// What the real kubelet prints for `--version`.
+#[must_use]
 pub fn version_line(version: &KubeletVersion) -> String {
     format!("Kubernetes {version}")
 }

@@ -101,7 +101,7 @@ pub(crate) async fn list_node_pods(
 ) -> Result<Vec<NodePod>, PodError> {
     let path = format!("/api/v1/pods?fieldSelector=spec.nodeName%3D{node}");
     let request = http::Request::get(path).body(Vec::new());
-    let request = request.map_err(|e| kube::Error::HttpError(e.into()));
+    let request = request.map_err(kube::Error::HttpError);
     let failed = |source| PodError::Api {
         verb: "list",
         target: format!("pods of node {node}"),

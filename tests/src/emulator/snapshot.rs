@@ -23,13 +23,11 @@ pub fn snapshot_container_ids(path: &Path) -> BTreeSet<String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return BTreeSet::new();
     };
-    match listed_ids(&text) {
-        Some(ids) => ids,
-        None => {
-            tracing::warn!(path = %path.display(), "snapshot not trusted: corrupt or digest mismatch");
-            BTreeSet::new()
-        }
+    let ids = listed_ids(&text);
+    if ids.is_none() {
+        tracing::warn!(path = %path.display(), "snapshot not trusted: corrupt or digest mismatch");
     }
+    ids.unwrap_or_default()
 }
 
 fn listed_ids(text: &str) -> Option<BTreeSet<String>> {

@@ -104,10 +104,10 @@ pub(crate) async fn sync_loop(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match sync.once(health.allowed()).await {
+        match Box::pin(sync.once(health.allowed())).await {
             Ok(()) => health.mark_synced(),
             Err(error) => {
-                tracing::warn!(node = %sync.config.node_name, error = %error, "failed to sync pods")
+                tracing::warn!(node = %sync.config.node_name, error = %error, "failed to sync pods");
             }
         }
     }
@@ -153,7 +153,7 @@ impl Sync {
             let synced = if pod.terminating {
                 self.terminate(pod, &observed).await
             } else {
-                self.sync_pod(pod, &observed, &protected, ready).await
+                Box::pin(self.sync_pod(pod, &observed, &protected, ready)).await
             };
             if let Err(error) = synced {
                 tracing::warn!(pod = %pod.pod, error = %error, "failed to sync pod");
@@ -182,8 +182,7 @@ impl Sync {
         let mut reports = Vec::with_capacity(pod.containers.len());
         for spec in &pod.containers {
             reports.push(
-                self.sync_container(pod, &sandbox, spec, observed, protected)
-                    .await?,
+                Box::pin(self.sync_container(pod, &sandbox, spec, observed, protected)).await?,
             );
         }
 

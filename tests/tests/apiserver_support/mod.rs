@@ -1,7 +1,14 @@
 //! Shared fixtures for the API server tests: a server, a test CRD with a status subresource,
 //! list-map conditions, printer columns and a selectable field, and small JSON helpers.
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test fixtures fail loudly")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test fixtures fail loudly"
+)]
 
 use std::time::Duration;
 
@@ -16,7 +23,9 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A server with default settings.
 pub async fn server() -> ApiServer {
-    ApiServer::start(ApiServerConfig::default()).await.expect("server starts")
+    ApiServer::start(ApiServerConfig::default())
+        .await
+        .expect("server starts")
 }
 
 /// The test CRD `widgets.test.kubelift.dev` (namespaced, short name `wd`).
@@ -79,11 +88,20 @@ pub fn widget_resource() -> ApiResource {
 pub async fn install_widgets(client: &kube::Client) {
     let crds: Api<DynamicObject> = Api::all_with(client.clone(), &crd_resource());
     let crd: DynamicObject = serde_json::from_value(widget_crd()).unwrap();
-    crds.create(&PostParams::default(), &crd).await.expect("CRD is created");
+    crds.create(&PostParams::default(), &crd)
+        .await
+        .expect("CRD is created");
     let typed: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
-    let established = await_condition(typed, "widgets.test.kubelift.dev", conditions::is_crd_established());
-    tokio::time::timeout(PATIENCE, established).await.unwrap().unwrap();
+    let established = await_condition(
+        typed,
+        "widgets.test.kubelift.dev",
+        conditions::is_crd_established(),
+    );
+    tokio::time::timeout(PATIENCE, established)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 /// The API resource of CRDs.
@@ -112,8 +130,14 @@ pub fn to_json(object: &DynamicObject) -> Value {
 }
 
 /// Server-side apply of a JSON body.
-pub async fn apply(api: &Api<DynamicObject>, name: &str, manager: &str, body: Value) -> kube::Result<DynamicObject> {
-    api.patch(name, &PatchParams::apply(manager), &Patch::Apply(body)).await
+pub async fn apply(
+    api: &Api<DynamicObject>,
+    name: &str,
+    manager: &str,
+    body: Value,
+) -> kube::Result<DynamicObject> {
+    api.patch(name, &PatchParams::apply(manager), &Patch::Apply(body))
+        .await
 }
 
 /// Server-side apply to `/status`.
@@ -123,7 +147,8 @@ pub async fn apply_status(
     manager: &str,
     body: Value,
 ) -> kube::Result<DynamicObject> {
-    api.patch_status(name, &PatchParams::apply(manager), &Patch::Apply(body)).await
+    api.patch_status(name, &PatchParams::apply(manager), &Patch::Apply(body))
+        .await
 }
 
 /// The HTTP status code of a kube API error.

@@ -18,8 +18,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubelift_crds::{
-    ContainerVerdict, KubeletUpgradeSpec, KubeletUpgradeStatus, NodePhase,
-    NodeUpgradeStatus, PredictionCounts, Stage, Verdict,
+    ContainerVerdict, KubeletUpgradeSpec, KubeletUpgradeStatus, NodePhase, NodeUpgradeStatus,
+    PredictionCounts, Stage, Verdict,
 };
 
 use super::{Action, NodeUpgradeView, NodeView, Plan, PlanInput, PlanView, PodView, plan};
@@ -144,16 +144,19 @@ impl World {
             Action::AddFinalizer => self.plan.has_finalizer = true,
             Action::RemoveFinalizer => self.plan.has_finalizer = false,
             Action::ApplyNodeUpgrade(order) => {
-                let entry = self.nus.entry(order.name.clone()).or_insert_with(|| NodeUpgradeView {
-                    name: order.name.clone(),
-                    generation: 0,
-                    created: Some(self.now),
-                    stage_since: None,
-                    evicting_since: None,
-                    deleting: false,
-                    spec: order.spec.clone(),
-                    status: None,
-                });
+                let entry = self
+                    .nus
+                    .entry(order.name.clone())
+                    .or_insert_with(|| NodeUpgradeView {
+                        name: order.name.clone(),
+                        generation: 0,
+                        created: Some(self.now),
+                        stage_since: None,
+                        evicting_since: None,
+                        deleting: false,
+                        spec: order.spec.clone(),
+                        status: None,
+                    });
                 if entry.generation == 0 || entry.spec != order.spec {
                     entry.generation += 1;
                 }
@@ -166,17 +169,33 @@ impl World {
             }
             Action::Cordon { node } => {
                 let node = self.nodes.get_mut(&node).unwrap();
-                assert!(!node.unschedulable, "cordoned an already unschedulable node");
+                assert!(
+                    !node.unschedulable,
+                    "cordoned an already unschedulable node"
+                );
                 node.unschedulable = true;
                 node.cordoned_by = Some(self.plan.name.clone());
             }
             Action::Uncordon { node } => {
                 let node = self.nodes.get_mut(&node).unwrap();
-                assert_eq!(node.cordoned_by.as_deref(), Some("patch"), "uncordoned a foreign cordon");
+                assert_eq!(
+                    node.cordoned_by.as_deref(),
+                    Some("patch"),
+                    "uncordoned a foreign cordon"
+                );
                 node.unschedulable = false;
                 node.cordoned_by = None;
             }
-            Action::Evict { node, namespace, pod } | Action::DeletePod { node, namespace, pod } => {
+            Action::Evict {
+                node,
+                namespace,
+                pod,
+            }
+            | Action::DeletePod {
+                node,
+                namespace,
+                pod,
+            } => {
                 let pods = self.pods.entry(node).or_default();
                 pods.retain(|p| !(p.namespace == namespace && p.name == pod));
             }
@@ -193,9 +212,15 @@ impl World {
         let Some(nu) = self.nus.values_mut().find(|nu| nu.spec.node_name == node) else {
             return;
         };
-        let phase = nu.status.as_ref().filter(|s| s.observed_generation == Some(nu.generation)).and_then(|s| s.phase);
+        let phase = nu
+            .status
+            .as_ref()
+            .filter(|s| s.observed_generation == Some(nu.generation))
+            .and_then(|s| s.phase);
         let next = match (nu.spec.stage, phase) {
-            (Stage::Prepare, None | Some(NodePhase::Pending | NodePhase::Preparing)) => NodePhase::Prepared,
+            (Stage::Prepare, None | Some(NodePhase::Pending | NodePhase::Preparing)) => {
+                NodePhase::Prepared
+            }
             (Stage::Execute, None | Some(NodePhase::Prepared)) => NodePhase::Installing,
             (Stage::Execute, Some(NodePhase::Installing)) if script.fail => NodePhase::RolledBack,
             (Stage::Execute, Some(NodePhase::Installing)) => NodePhase::Succeeded,
@@ -207,7 +232,11 @@ impl World {
             observed_attempt: nu.spec.attempt,
             phase: Some(next),
             from_version: target,
-            prediction: Some(PredictionCounts { preserved: 3, will_restart: restarts, unknown: 0 }),
+            prediction: Some(PredictionCounts {
+                preserved: 3,
+                will_restart: restarts,
+                unknown: 0,
+            }),
             containers: script.restarting.clone(),
             completion_time: next.is_terminal().then_some(Time(now)),
             last_heartbeat_time: Some(Time(now)),
@@ -228,7 +257,10 @@ impl World {
     }
 
     pub fn advance(&mut self, seconds: i64) {
-        self.now = self.now.saturating_add(SignedDuration::from_secs(seconds)).unwrap();
+        self.now = self
+            .now
+            .saturating_add(SignedDuration::from_secs(seconds))
+            .unwrap();
     }
 
     /// Reconcile and let every helper step until nothing changes (bounded).
@@ -262,11 +294,19 @@ impl World {
     pub fn unavailable(&self) -> usize {
         self.nodes
             .values()
-            .filter(|n| n.labels.get("kubelift.dev/exclude").is_none_or(|v| v != "true"))
+            .filter(|n| {
+                n.labels
+                    .get("kubelift.dev/exclude")
+                    .is_none_or(|v| v != "true")
+            })
             .filter(|n| {
                 let executing = self.nu(&n.name).is_some_and(|nu| {
                     nu.spec.stage == Stage::Execute
-                        && !nu.status.as_ref().and_then(|s| s.phase).is_some_and(NodePhase::is_terminal)
+                        && !nu
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.phase)
+                            .is_some_and(NodePhase::is_terminal)
                 });
                 n.cordoned_by.as_deref() == Some("patch") || executing || !n.ready
             })

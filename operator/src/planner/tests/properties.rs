@@ -54,22 +54,34 @@ fn cluster() -> impl Strategy<Value = Cluster> {
                 .map(|(i, (control_plane, zone, at_target, flags, manual))| {
                     let mut n = node(&format!("node-{i:02}"));
                     if control_plane {
-                        n.labels.insert(CONTROL_PLANE_LABEL.to_owned(), String::new());
+                        n.labels
+                            .insert(CONTROL_PLANE_LABEL.to_owned(), String::new());
                     }
-                    n.labels.insert(ZONE_LABEL.to_owned(), format!("zone-{zone}"));
+                    n.labels
+                        .insert(ZONE_LABEL.to_owned(), format!("zone-{zone}"));
                     if at_target && flags < 2 {
                         n.kubelet_version = TARGET.to_owned();
                     }
                     if flags == 3 {
-                        n.labels.insert("kubelift.dev/exclude".to_owned(), "true".to_owned());
+                        n.labels
+                            .insert("kubelift.dev/exclude".to_owned(), "true".to_owned());
                     }
                     n.ready = flags != 4;
                     n.unschedulable = manual && flags == 5;
                     n
                 })
                 .collect();
-            let fail = fail.into_iter().map(|f| f && max_unavailable == 2).collect();
-            Cluster { nodes, max_unavailable, canary, fail, events }
+            let fail = fail
+                .into_iter()
+                .map(|f| f && max_unavailable == 2)
+                .collect();
+            Cluster {
+                nodes,
+                max_unavailable,
+                canary,
+                fail,
+                events,
+            }
         })
 }
 
@@ -80,7 +92,13 @@ fn world(cluster: &Cluster) -> World {
     spec.failure_policy.max_failed_nodes = 1;
     let mut world = World::new(spec, cluster.nodes.clone());
     for (node, fail) in cluster.nodes.iter().zip(&cluster.fail) {
-        world.scripts.insert(node.name.clone(), Script { fail: *fail, ..Script::default() });
+        world.scripts.insert(
+            node.name.clone(),
+            Script {
+                fail: *fail,
+                ..Script::default()
+            },
+        );
     }
     world
 }
@@ -118,7 +136,10 @@ fn play(cluster: &Cluster, mut check: impl FnMut(&World, &World)) -> World {
 }
 
 fn snapshot(world: &World) -> World {
-    let mut copy = World::new(world.plan.spec.clone(), world.nodes.values().cloned().collect());
+    let mut copy = World::new(
+        world.plan.spec.clone(),
+        world.nodes.values().cloned().collect(),
+    );
     copy.plan = world.plan.clone();
     copy.nus = world.nus.clone();
     copy.log = world.log.clone();
@@ -146,7 +167,11 @@ fn active(world: &World) -> usize {
         .nus
         .values()
         .filter(|nu| {
-            let phase = nu.status.as_ref().filter(|s| s.observed_generation == Some(nu.generation)).and_then(|s| s.phase);
+            let phase = nu
+                .status
+                .as_ref()
+                .filter(|s| s.observed_generation == Some(nu.generation))
+                .and_then(|s| s.phase);
             nu.spec.stage != Stage::Hold && !phase.is_some_and(NodePhase::is_terminal)
         })
         .count()

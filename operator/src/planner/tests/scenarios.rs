@@ -6,11 +6,24 @@ use super::*;
 use crate::planner::{BlockedEviction, PodView};
 
 fn pod(namespace: &str, name: &str) -> PodView {
-    PodView { namespace: namespace.to_owned(), name: name.to_owned(), ..PodView::default() }
+    PodView {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        ..PodView::default()
+    }
 }
 
-fn condition<'a>(world: &'a World, kind: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-    world.plan.status.conditions.iter().find(|c| c.type_ == kind).unwrap()
+fn condition<'a>(
+    world: &'a World,
+    kind: &str,
+) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    world
+        .plan
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == kind)
+        .unwrap()
 }
 
 #[test]
@@ -19,7 +32,12 @@ fn rollout_upgrades_every_node_and_completes() {
     world.run(40);
     assert_eq!(world.plan.status.phase, Some(PlanPhase::Complete));
     assert_eq!(world.plan.status.progress.as_deref(), Some("4/4"));
-    assert!(world.nodes.values().all(|n| n.kubelet_version == TARGET && !n.unschedulable));
+    assert!(
+        world
+            .nodes
+            .values()
+            .all(|n| n.kubelet_version == TARGET && !n.unschedulable)
+    );
 }
 
 #[test]
@@ -32,7 +50,11 @@ fn canary_node_upgrades_alone_before_the_first_batch() {
     for _ in 0..2 {
         world.helpers_step();
         world.reconcile();
-        assert_eq!(world.nus.len(), 1, "nothing joins the canary before it completes");
+        assert_eq!(
+            world.nus.len(),
+            1,
+            "nothing joins the canary before it completes"
+        );
     }
     world.helpers_step();
     world.reconcile();
@@ -42,11 +64,17 @@ fn canary_node_upgrades_alone_before_the_first_batch() {
 #[test]
 fn nodes_go_in_name_order_control_plane_first_and_the_operators_node_last() {
     let mut nodes = nodes(4);
-    nodes[3].labels.insert(crate::planner::CONTROL_PLANE_LABEL.to_owned(), String::new());
+    nodes[3].labels.insert(
+        crate::planner::CONTROL_PLANE_LABEL.to_owned(),
+        String::new(),
+    );
     let mut world = World::new(spec(), nodes);
     world.operator_node = Some("node-00".to_owned());
     world.run(40);
-    assert_eq!(world.created_order(), ["node-03", "node-01", "node-02", "node-00"]);
+    assert_eq!(
+        world.created_order(),
+        ["node-03", "node-01", "node-02", "node-00"]
+    );
 }
 
 #[test]
@@ -55,11 +83,15 @@ fn zone_round_robin_alternates_zones() {
     spec.rollout.order = kubelift_crds::RolloutOrder::ZoneRoundRobin;
     let mut nodes = nodes(4);
     for (node, zone) in nodes.iter_mut().zip(["a", "a", "b", "b"]) {
-        node.labels.insert(crate::planner::ZONE_LABEL.to_owned(), zone.to_owned());
+        node.labels
+            .insert(crate::planner::ZONE_LABEL.to_owned(), zone.to_owned());
     }
     let mut world = World::new(spec, nodes);
     world.run(40);
-    assert_eq!(world.created_order(), ["node-00", "node-02", "node-01", "node-03"]);
+    assert_eq!(
+        world.created_order(),
+        ["node-00", "node-02", "node-01", "node-03"]
+    );
 }
 
 #[test]
@@ -71,14 +103,19 @@ fn manually_cordoned_node_stays_cordoned_after_upgrade() {
     let manual = &world.nodes["node-00"];
     assert_eq!(manual.kubelet_version, TARGET);
     assert!(manual.unschedulable && manual.cordoned_by.is_none());
-    assert!(!world.nodes["node-01"].unschedulable, "our own cordon is lifted");
+    assert!(
+        !world.nodes["node-01"].unschedulable,
+        "our own cordon is lifted"
+    );
 }
 
 #[test]
 fn nodes_at_target_and_excluded_nodes_are_never_touched() {
     let mut nodes = nodes(3);
     nodes[0].kubelet_version = TARGET.to_owned();
-    nodes[1].labels.insert("kubelift.dev/exclude".to_owned(), "true".to_owned());
+    nodes[1]
+        .labels
+        .insert("kubelift.dev/exclude".to_owned(), "true".to_owned());
     let mut world = World::new(spec(), nodes);
     world.run(20);
     assert_eq!(world.created_order(), ["node-02"]);
@@ -96,7 +133,15 @@ fn not_ready_node_is_set_aside_not_waited_on() {
     world.run(30);
     assert_eq!(world.created_order(), ["node-01", "node-02"]);
     assert_eq!(world.plan.status.phase, Some(PlanPhase::Progressing));
-    assert!(world.plan.status.message.as_deref().unwrap().contains("set aside until Ready: node-00"));
+    assert!(
+        world
+            .plan
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("set aside until Ready: node-00")
+    );
 
     world.nodes.get_mut("node-00").unwrap().ready = true;
     world.run(10);
@@ -116,7 +161,13 @@ fn nodes_added_while_the_plan_runs_are_picked_up() {
 #[test]
 fn failed_node_halts_the_plan_at_the_failure_budget() {
     let mut world = World::new(spec(), nodes(3));
-    world.scripts.insert("node-00".to_owned(), Script { fail: true, ..Script::default() });
+    world.scripts.insert(
+        "node-00".to_owned(),
+        Script {
+            fail: true,
+            ..Script::default()
+        },
+    );
     world.run(20);
     assert_eq!(world.plan.status.phase, Some(PlanPhase::Halted));
     assert_eq!(world.created_order(), ["node-00"]);
@@ -127,7 +178,13 @@ fn failed_node_halts_the_plan_at_the_failure_budget() {
 #[test]
 fn reapplying_a_fixed_spec_retries_failed_nodes() {
     let mut world = World::new(spec(), nodes(2));
-    world.scripts.insert("node-00".to_owned(), Script { fail: true, ..Script::default() });
+    world.scripts.insert(
+        "node-00".to_owned(),
+        Script {
+            fail: true,
+            ..Script::default()
+        },
+    );
     world.run(10);
     assert_eq!(world.plan.status.phase, Some(PlanPhase::Halted));
 
@@ -142,11 +199,21 @@ fn reapplying_a_fixed_spec_retries_failed_nodes() {
 #[test]
 fn retry_annotation_bumps_the_attempt_of_failed_nodes_once() {
     let mut world = World::new(spec(), nodes(1));
-    world.scripts.insert("node-00".to_owned(), Script { fail: true, ..Script::default() });
+    world.scripts.insert(
+        "node-00".to_owned(),
+        Script {
+            fail: true,
+            ..Script::default()
+        },
+    );
     world.run(10);
     world.plan.retry = Some("1".to_owned());
     world.run(10);
-    assert_eq!(world.nu("node-00").unwrap().spec.attempt, 2, "one bump per retry value");
+    assert_eq!(
+        world.nu("node-00").unwrap().spec.attempt,
+        2,
+        "one bump per retry value"
+    );
     world.scripts.clear();
     world.plan.retry = Some("2".to_owned());
     world.run(10);
@@ -165,12 +232,18 @@ fn deleting_the_plan_uncordons_nodes_it_cordoned() {
 
     world.plan.deleting = true;
     world.reconcile();
-    assert!(world.nodes["node-00"].unschedulable, "mid-swap nodes keep their cordon");
+    assert!(
+        world.nodes["node-00"].unschedulable,
+        "mid-swap nodes keep their cordon"
+    );
     world.helpers_step();
     world.helpers_step();
     world.run(3);
     assert!(!world.nodes["node-00"].unschedulable);
-    assert!(world.nodes["node-02"].unschedulable, "someone else's cordon stays");
+    assert!(
+        world.nodes["node-02"].unschedulable,
+        "someone else's cordon stays"
+    );
     assert!(world.nus.is_empty());
     assert!(!world.plan.has_finalizer);
 }
@@ -189,12 +262,21 @@ fn execute_waits_until_the_helper_observed_the_current_generation() {
 #[test]
 fn preserve_holds_a_node_naming_the_containers_and_moves_on() {
     let mut world = World::new(spec(), nodes(2));
-    let script = Script { restarting: vec![restarting("shop", "cart-7", false)], ..Script::default() };
+    let script = Script {
+        restarting: vec![restarting("shop", "cart-7", false)],
+        ..Script::default()
+    };
     world.scripts.insert("node-00".to_owned(), script);
     world.run(20);
     let held = world.nu("node-00").unwrap();
     assert_eq!(held.spec.stage, Stage::Hold);
-    assert!(held.spec.hold_reason.as_deref().unwrap().contains("shop/cart-7/app"));
+    assert!(
+        held.spec
+            .hold_reason
+            .as_deref()
+            .unwrap()
+            .contains("shop/cart-7/app")
+    );
     assert_eq!(world.nodes["node-01"].kubelet_version, TARGET);
     assert_eq!(world.plan.status.blocked, 1);
 }
@@ -204,11 +286,21 @@ fn evict_if_restart_evicts_exactly_the_restarting_pods() {
     let mut spec = spec();
     spec.containers.policy = ContainerPolicy::EvictIfRestart;
     let mut world = World::new(spec, nodes(1));
-    let script = Script { restarting: vec![restarting("shop", "cart-7", false)], ..Script::default() };
+    let script = Script {
+        restarting: vec![restarting("shop", "cart-7", false)],
+        ..Script::default()
+    };
     world.scripts.insert("node-00".to_owned(), script);
-    world.pods.insert("node-00".to_owned(), vec![pod("shop", "cart-7"), pod("shop", "web-1")]);
+    world.pods.insert(
+        "node-00".to_owned(),
+        vec![pod("shop", "cart-7"), pod("shop", "web-1")],
+    );
     world.run(20);
-    let evicted: Vec<&Action> = world.log.iter().filter(|a| matches!(a, Action::Evict { .. })).collect();
+    let evicted: Vec<&Action> = world
+        .log
+        .iter()
+        .filter(|a| matches!(a, Action::Evict { .. }))
+        .collect();
     assert_eq!(evicted.len(), 1);
     assert!(matches!(evicted[0], Action::Evict { pod, .. } if pod == "cart-7"));
     assert_eq!(world.nodes["node-00"].kubelet_version, TARGET);
@@ -219,9 +311,18 @@ fn drain_never_evicts_daemon_set_or_mirror_pods() {
     let mut spec = spec();
     spec.containers.policy = ContainerPolicy::Drain;
     let mut world = World::new(spec, nodes(1));
-    let daemon = PodView { daemon_set: true, ..pod("kube-system", "proxy") };
-    let mirror = PodView { mirror: true, ..pod("kube-system", "etcd") };
-    world.pods.insert("node-00".to_owned(), vec![daemon, mirror, pod("shop", "web-1")]);
+    let daemon = PodView {
+        daemon_set: true,
+        ..pod("kube-system", "proxy")
+    };
+    let mirror = PodView {
+        mirror: true,
+        ..pod("kube-system", "etcd")
+    };
+    world.pods.insert(
+        "node-00".to_owned(),
+        vec![daemon, mirror, pod("shop", "web-1")],
+    );
     world.run(20);
     assert_eq!(world.pods["node-00"].len(), 2);
     assert_eq!(world.nodes["node-00"].kubelet_version, TARGET);
@@ -232,18 +333,26 @@ fn blocked_eviction_names_the_pod_and_the_budget_in_the_message() {
     let mut spec = spec();
     spec.containers.policy = ContainerPolicy::Drain;
     let mut world = World::new(spec, nodes(1));
-    world.pods.insert("node-00".to_owned(), vec![pod("shop", "web-1")]);
+    world
+        .pods
+        .insert("node-00".to_owned(), vec![pod("shop", "web-1")]);
     world.reconcile();
     world.helpers_step();
     let mut input = world.input();
     input.blocked_evictions.insert(
         "node-00".to_owned(),
-        BlockedEviction { pod: "shop/web-1".to_owned(), budget: Some("shop/web-pdb".to_owned()) },
+        BlockedEviction {
+            pod: "shop/web-1".to_owned(),
+            budget: Some("shop/web-pdb".to_owned()),
+        },
     );
     input.pods = world.pods.clone();
     let planned = plan(&input);
     let message = planned.status.message.unwrap();
-    assert!(message.contains("shop/web-1") && message.contains("shop/web-pdb"), "{message}");
+    assert!(
+        message.contains("shop/web-1") && message.contains("shop/web-pdb"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -253,13 +362,19 @@ fn drain_timeout_with_skip_sets_the_node_aside_and_moves_on() {
     spec.drain.on_timeout = DrainTimeoutAction::Skip;
     spec.drain.timeout_seconds = 30;
     let mut world = World::new(spec, nodes(2));
-    let stuck = PodView { terminating: true, ..pod("shop", "web-1") };
+    let stuck = PodView {
+        terminating: true,
+        ..pod("shop", "web-1")
+    };
     world.pods.insert("node-00".to_owned(), vec![stuck]);
     world.run(5);
     world.advance(60);
     world.run(20);
     assert_eq!(world.nu("node-00").unwrap().spec.stage, Stage::Hold);
-    assert!(!world.nodes["node-00"].unschedulable, "our cordon is lifted from the skipped node");
+    assert!(
+        !world.nodes["node-00"].unschedulable,
+        "our cordon is lifted from the skipped node"
+    );
     assert_eq!(world.nodes["node-01"].kubelet_version, TARGET);
     assert_eq!(world.plan.status.skipped, 1);
 }
@@ -276,11 +391,22 @@ fn invalid_spec_names_every_bad_field_and_creates_nothing() {
     assert_eq!(world.plan.status.phase, Some(PlanPhase::Invalid));
     let valid = condition(&world, "Valid");
     assert_eq!(valid.status, "False");
-    for field in ["spec.version", "spec.binary.sha256", "spec.rollout.maxUnavailable"] {
-        assert!(valid.message.contains(field), "{field} missing from {:?}", valid.message);
+    for field in [
+        "spec.version",
+        "spec.binary.sha256",
+        "spec.rollout.maxUnavailable",
+    ] {
+        assert!(
+            valid.message.contains(field),
+            "{field} missing from {:?}",
+            valid.message
+        );
     }
     assert_eq!(planned.events.len(), 1);
-    assert!(world.reconcile().events.is_empty(), "the Event is sent once, on the transition");
+    assert!(
+        world.reconcile().events.is_empty(),
+        "the Event is sent once, on the transition"
+    );
 }
 
 #[test]
@@ -309,7 +435,15 @@ fn downgrade_is_skipped_unless_allowed() {
     let mut world = World::new(spec(), nodes);
     world.run(20);
     assert_eq!(world.created_order(), ["node-01"]);
-    assert!(world.plan.status.message.as_deref().unwrap().contains("allowDowngrade"));
+    assert!(
+        world
+            .plan
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("allowDowngrade")
+    );
 
     world.plan.spec.allow_downgrade = true;
     world.plan.generation = 2;
@@ -320,11 +454,21 @@ fn downgrade_is_skipped_unless_allowed() {
 #[test]
 fn node_claimed_by_another_plan_is_reported_and_waited_on() {
     let mut world = World::new(spec(), nodes(2));
-    world.claims.insert("node-00".to_owned(), "other".to_owned());
+    world
+        .claims
+        .insert("node-00".to_owned(), "other".to_owned());
     world.run(20);
     assert_eq!(world.created_order(), ["node-01"]);
     assert_eq!(world.plan.status.phase, Some(PlanPhase::Progressing));
-    assert!(world.plan.status.message.as_deref().unwrap().contains("claimed by plan other"));
+    assert!(
+        world
+            .plan
+            .status
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("claimed by plan other")
+    );
 
     world.claims.clear();
     world.run(20);
@@ -384,7 +528,13 @@ fn silent_helper_fails_the_node_after_the_prepare_timeout() {
     world.advance(301);
     world.reconcile();
     let nu = world.nu("node-00").unwrap();
-    assert!(nu.spec.hold_reason.as_deref().unwrap().starts_with("HelperUnavailable"));
+    assert!(
+        nu.spec
+            .hold_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("HelperUnavailable")
+    );
     assert_eq!(world.plan.status.failed, 1);
 }
 
@@ -393,7 +543,10 @@ fn dry_run_prepares_every_node_and_executes_none() {
     let mut spec = spec();
     spec.rollout.dry_run = true;
     let mut world = World::new(spec, nodes(3));
-    let script = Script { restarting: vec![restarting("shop", "cart-7", false)], ..Script::default() };
+    let script = Script {
+        restarting: vec![restarting("shop", "cart-7", false)],
+        ..Script::default()
+    };
     world.scripts.insert("node-01".to_owned(), script);
     world.run(10);
     assert_eq!(world.nus.len(), 3);

@@ -74,6 +74,19 @@ pub(crate) fn parse(input: &[u8]) -> Result<Node<'_>, JsonError> {
     Ok(node)
 }
 
+/// Bytes that end a run of plain string content: the quote, a backslash, control bytes.
+const STRING_STOPS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
@@ -210,9 +223,7 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         loop {
             let rest = &self.input[self.pos..];
-            let special = rest
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+            let special = rest.iter().position(|&c| STRING_STOPS[usize::from(c)]);
             self.pos += special.unwrap_or(rest.len());
             match self.peek() {
                 None => return Err(self.error("unterminated string")),

@@ -177,34 +177,41 @@ fn hashed_bytes(
     if options.without_resources && !((1, 27)..=(1, 30)).contains(&minor) {
         return Err(HashError::WithoutResourcesUnsupported(kubelet.clone()));
     }
-    let mut out = Vec::with_capacity(node.span.len() + 64);
     if minor >= (1, 31) {
-        let schema = schema::newest()?;
-        let slots = model::decode(&schema.fields, node)?;
-        out.extend_from_slice(b"{\"image\":");
-        write::write_string(
-            &mut out,
-            model::string_field(&schema.fields, &slots, "image"),
-            escapes,
-        );
-        out.extend_from_slice(b",\"name\":");
-        write::write_string(
-            &mut out,
-            model::string_field(&schema.fields, &slots, "name"),
-            escapes,
-        );
-        out.push(b'}');
-        return Ok(out);
+        return name_and_image(node, escapes);
     }
-    let schema =
-        schema::schema(kubelet.minor)?.ok_or_else(|| HashError::NoSchema(kubelet.clone()))?;
+    let schema = schema::schema(kubelet.minor)?;
+    let schema = schema.ok_or_else(|| HashError::NoSchema(kubelet.clone()))?;
     let mut slots = model::decode(&schema.fields, node)?;
     if options.without_resources
         && let Some(index) = schema.fields.iter().position(|f| f.name == "resources")
     {
         slots[index] = model::Slot::Zero;
     }
+    let mut out = Vec::with_capacity(node.span.len() + 64);
     model::encode(&schema.fields, &slots, escapes, &mut out);
+    Ok(out)
+}
+
+/// What kubelets from 1.31 hash: `{"image":…,"name":…}` of the decoded container (it must still
+/// decode, so it is read with the newest field list).
+fn name_and_image(node: &json::Node<'_>, escapes: GoEscapes) -> Result<Vec<u8>, HashError> {
+    let schema = schema::newest()?;
+    let slots = model::decode(&schema.fields, node)?;
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(b"{\"image\":");
+    write::write_string(
+        &mut out,
+        model::string_field(&schema.fields, &slots, "image"),
+        escapes,
+    );
+    out.extend_from_slice(b",\"name\":");
+    write::write_string(
+        &mut out,
+        model::string_field(&schema.fields, &slots, "name"),
+        escapes,
+    );
+    out.push(b'}');
     Ok(out)
 }
 

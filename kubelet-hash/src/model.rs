@@ -331,11 +331,11 @@ fn encode_base(field: &Field, slot: &Slot<'_>, escapes: GoEscapes, out: &mut Vec
     match slot {
         Slot::Zero => encode_zero(field, escapes, out),
         Slot::Str(s) => write_string(out, s, escapes),
-        Slot::Int(n) => out.extend_from_slice(n.to_string().as_bytes()),
+        Slot::Int(n) => write_int(out, *n),
         Slot::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Slot::Quantity(q) => write_quantity(out, q),
         Slot::IntOrString(v) if v.is_string => write_string(out, &v.string, escapes),
-        Slot::IntOrString(v) => out.extend_from_slice(v.int.to_string().as_bytes()),
+        Slot::IntOrString(v) => write_int(out, i64::from(v.int)),
         Slot::Map(map) => {
             out.push(b'{');
             for (index, (key, quantity)) in map.iter().enumerate() {
@@ -368,6 +368,25 @@ fn encode_zero(field: &Field, escapes: GoEscapes, out: &mut Vec<u8>) {
         }
     };
     out.extend_from_slice(text);
+}
+
+/// Decimal digits of an integer, as `strconv.AppendInt` writes them.
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut magnitude = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + u8::try_from(magnitude % 10).unwrap_or_default();
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 fn write_quantity(out: &mut Vec<u8>, quantity: &Quantity) {

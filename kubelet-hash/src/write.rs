@@ -39,20 +39,40 @@ const fn classes() -> [Class; 128] {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Bytes that may start an escape: every non-raw ASCII class, and 0xE2 (U+2028/U+2029).
+const MAYBE_ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 128 {
+        table[byte] = !matches!(CLASSES[byte], Class::Raw);
+        byte += 1;
+    }
+    table[0xE2] = true;
+    table
+};
+
 /// Appends `s` as a quoted JSON string.
 pub(crate) fn write_string(out: &mut Vec<u8>, s: &str, escapes: GoEscapes) {
     let bytes = s.as_bytes();
     out.push(b'"');
     let mut start = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        let escape = escape_of(bytes, i, byte, escapes);
-        if let Some(escape) = escape {
-            out.extend_from_slice(&bytes[start..i]);
-            escape.push_to(out);
-            start = i + escape.consumed;
+    let mut i = 0;
+    while let Some(offset) = bytes[i..]
+        .iter()
+        .position(|&b| MAYBE_ESCAPED[usize::from(b)])
+    {
+        i += offset;
+        match escape_of(bytes, i, bytes[i], escapes) {
+            Some(escape) => {
+                out.extend_from_slice(&bytes[start..i]);
+                escape.push_to(out);
+                i += escape.consumed;
+                start = i;
+            }
+            None => i += 1,
         }
     }
-    out.extend_from_slice(&bytes[start.min(bytes.len())..]);
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 

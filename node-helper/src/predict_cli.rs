@@ -123,12 +123,10 @@ fn hash_lines(args: &HashArgs, input: &str) -> Result<String, CliError> {
         go_escapes,
         without_resources: args.without_resources,
     };
-    let mut output = String::new();
-    for (_, name, json) in container_names_and_json(input)? {
-        let hash = hash(&json, &kubelet, &options)?;
-        output.push_str(&format!("{name} {hash}\n"));
-    }
-    Ok(output)
+    container_names_and_json(input)?
+        .into_iter()
+        .map(|(_, name, json)| Ok(format!("{name} {}\n", hash(&json, &kubelet, &options)?)))
+        .collect()
 }
 
 fn prediction_table(args: &PredictArgs, input: &str) -> Result<String, CliError> {

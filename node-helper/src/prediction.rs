@@ -185,3 +185,81 @@ pub fn got_worse(before: &[ContainerVerdict], now: &[Predicted]) -> Vec<String> 
 fn rank(verdict: Verdict) -> u8 {
     u8::from(verdict != Verdict::Preserved)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+    use kubelet_hash::HashOptions;
+
+    use super::*;
+
+    fn running(name: &str, hash: &str) -> RuntimeContainer {
+        RuntimeContainer {
+            id: format!("id-{name}"),
+            pod_uid: "uid-1".into(),
+            pod_namespace: "shop".into(),
+            pod_name: "web-0".into(),
+            container_name: name.into(),
+            hash: hash.into(),
+            hash_without_resources: None,
+            restart_count: 0,
+            started_at: 0,
+        }
+    }
+
+    fn pod() -> serde_json::Value {
+        serde_json::json!({
+            "metadata": { "uid": "uid-1", "name": "web-0", "namespace": "shop" },
+            "spec": { "containers": [
+                { "name": "app", "image": "shop/web:2.1" },
+                { "name": "proxy", "image": "envoy:1.30" },
+            ]},
+        })
+    }
+
+    fn stored(name: &str, image: &str, version: &str) -> String {
+        let json = serde_json::json!({ "name": name, "image": image }).to_string();
+        kubelet_hash::hash(&json, &version.parse().unwrap(), &HashOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_patch_upgrade_after_1_31_preserves_and_a_bad_stored_hash_is_unknown() {
+        let containers = [
+            running("app", &stored("app", "shop/web:2.1", "v1.31.2")),
+            running("proxy", "abc"),
+        ];
+        let predicted = predict(&containers, &[pod()], "v1.31.2", "v1.32.0");
+        let verdicts: Vec<Verdict> = predicted.iter().map(|p| p.verdict).collect();
+        assert_eq!(verdicts, [Verdict::Preserved, Verdict::Unknown]);
+    }
+
+    #[test]
+    fn the_1_31_algorithm_change_restarts_every_container() {
+        let containers = [running("app", &stored("app", "shop/web:2.1", "v1.30.4"))];
+        let predicted = predict(&containers, &[pod()], "v1.30.4", "v1.31.0");
+        assert_eq!(predicted[0].verdict, Verdict::WillRestart);
+        let (listed, truncated) = reportable(&predicted, 10);
+        assert_eq!((listed.len(), truncated), (1, false));
+    }
+
+    #[test]
+    fn a_container_without_its_pod_is_unknown() {
+        let containers = [running("app", &stored("app", "shop/web:2.1", "v1.31.2"))];
+        assert_eq!(
+            predict(&containers, &[], "v1.31.2", "v1.32.0")[0].verdict,
+            Verdict::Unknown
+        );
+    }
+
+    #[test]
+    fn only_leaving_preserved_counts_as_a_worse_verdict() {
+        let containers = [running("app", "1"), running("proxy", "2")];
+        let mut now = predict(&containers, &[], "v1.31.2", "v1.32.0");
+        now[1].verdict = Verdict::Preserved;
+        let before = reportable(&now, 10).0;
+        assert!(got_worse(&before, &now).is_empty());
+        now[1].verdict = Verdict::WillRestart;
+        assert_eq!(got_worse(&before, &now), ["shop/web-0/proxy"]);
+    }
+}

@@ -42,6 +42,7 @@ impl ArtifactServer {
     }
 
     /// Publishes `bytes` as `/<name>` and returns its URL.
+    #[must_use = "the URL is where the helper downloads from"]
     pub fn publish(&self, name: &str, bytes: Vec<u8>) -> String {
         self.lock().files.insert(name.to_owned(), bytes);
         self.url(name)

@@ -6,6 +6,7 @@ pub mod containerd;
 pub mod cri_sim;
 pub mod emulator;
 pub mod helper_run;
+pub mod sandbox;
+pub mod scripted_helper;
 pub mod standin_kubelet;
 pub mod supervisor;
-pub mod scripted_helper;

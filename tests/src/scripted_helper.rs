@@ -43,7 +43,9 @@ impl ScriptedHelpers {
         let script = Arc::new(script);
         let task = tokio::spawn(async move {
             let api = Api::<NodeUpgrade>::all(client.clone());
-            let events = watcher(api, watcher::Config::default()).default_backoff().applied_objects();
+            let events = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects();
             let mut events = std::pin::pin!(events);
             while let Some(Ok(nu)) = events.next().await {
                 answer(&client, &script, &nu).await;
@@ -66,7 +68,10 @@ impl Drop for ScriptedHelpers {
 
 async fn answer(client: &Client, script: &Arc<Script>, nu: &NodeUpgrade) {
     let generation = nu.metadata.generation.unwrap_or(1);
-    let status = nu.status.as_ref().filter(|s| s.observed_generation == Some(generation));
+    let status = nu
+        .status
+        .as_ref()
+        .filter(|s| s.observed_generation == Some(generation));
     let phase = status.and_then(|s| s.phase);
     let node = nu.spec.node_name.clone();
     match (nu.spec.stage, phase) {
@@ -80,7 +85,11 @@ async fn answer(client: &Client, script: &Arc<Script>, nu: &NodeUpgrade) {
             tokio::spawn(async move {
                 tokio::time::sleep(script.hold).await;
                 let failing = script.failing.contains(&nu.spec.node_name);
-                let end = if failing { NodePhase::RolledBack } else { NodePhase::Succeeded };
+                let end = if failing {
+                    NodePhase::RolledBack
+                } else {
+                    NodePhase::Succeeded
+                };
                 if !failing {
                     set_kubelet_version(&client, &nu.spec.node_name, &nu.spec.version).await;
                 }
@@ -91,7 +100,12 @@ async fn answer(client: &Client, script: &Arc<Script>, nu: &NodeUpgrade) {
     }
 }
 
-async fn report(client: &Client, nu: &NodeUpgrade, phase: NodePhase, restarting: &[ContainerVerdict]) {
+async fn report(
+    client: &Client,
+    nu: &NodeUpgrade,
+    phase: NodePhase,
+    restarting: &[ContainerVerdict],
+) {
     let now = Time(Timestamp::now());
     let restarts = i32::try_from(restarting.len()).unwrap_or(i32::MAX);
     let status = json!({
@@ -106,10 +120,14 @@ async fn report(client: &Client, nu: &NodeUpgrade, phase: NodePhase, restarting:
         "completionTime": phase.is_terminal().then_some(&now),
         "reason": (phase == NodePhase::RolledBack).then_some("VerifyFailed"),
     });
-    let object = json!({"apiVersion": "kubelift.dev/v1alpha1", "kind": "NodeUpgrade", "status": status});
+    let object =
+        json!({"apiVersion": "kubelift.dev/v1alpha1", "kind": "NodeUpgrade", "status": status});
     let api = Api::<NodeUpgrade>::all(client.clone());
     let params = PatchParams::apply(NODE_HELPER_MANAGER).force();
-    if let Err(error) = api.patch_status(&nu.name_any(), &params, &Patch::Apply(object)).await {
+    if let Err(error) = api
+        .patch_status(&nu.name_any(), &params, &Patch::Apply(object))
+        .await
+    {
         tracing::warn!(%error, "scripted helper failed to report");
     }
 }
@@ -117,7 +135,10 @@ async fn report(client: &Client, nu: &NodeUpgrade, phase: NodePhase, restarting:
 async fn set_kubelet_version(client: &Client, node: &str, version: &str) {
     let patch = json!({"status": {"nodeInfo": {"kubeletVersion": version}}});
     let api = Api::<Node>::all(client.clone());
-    if let Err(error) = api.patch_status(node, &PatchParams::default(), &Patch::Merge(patch)).await {
+    if let Err(error) = api
+        .patch_status(node, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
         tracing::warn!(%error, "scripted helper failed to update the node");
     }
 }

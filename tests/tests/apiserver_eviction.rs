@@ -1,7 +1,12 @@
 //! Evictions against PodDisruptionBudgets: the 200/429/500 answers, budget arithmetic for
 //! `minAvailable` and `maxUnavailable` (int and percent) under concurrent evictions, and graceful
 //! termination that ends only when the node's kubelet (here: the test) confirms.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod apiserver_support;
 
@@ -22,16 +27,22 @@ async fn running_pods(pods: &Api<Pod>, count: usize, app: &str) {
         pods.create(&PostParams::default(), &pod).await.unwrap();
         let status = json!({"status": {"phase": "Running",
                              "conditions": [{"type": "Ready", "status": "True"}]}});
-        pods.patch_status(&format!("{app}-{i}"), &PatchParams::default(), &Patch::Merge(status))
-            .await
-            .unwrap();
+        pods.patch_status(
+            &format!("{app}-{i}"),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .await
+        .unwrap();
     }
 }
 
 async fn budget(server: &ApiServer, name: &str, app: &str, limits: Value) {
     let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(server.client());
     let mut spec = json!({"selector": {"matchLabels": {"app": app}}});
-    spec.as_object_mut().unwrap().extend(limits.as_object().unwrap().clone());
+    spec.as_object_mut()
+        .unwrap()
+        .extend(limits.as_object().unwrap().clone());
     let pdb: PodDisruptionBudget =
         serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).unwrap();
     pdbs.create(&PostParams::default(), &pdb).await.unwrap();
@@ -83,12 +94,18 @@ async fn max_unavailable_as_a_number_allows_exactly_that_many() {
 
 #[tokio::test]
 async fn min_available_as_a_percentage_rounds_up() {
-    assert_eq!(allowed_evictions(json!({"minAvailable": "50%"}), 5).await, 2);
+    assert_eq!(
+        allowed_evictions(json!({"minAvailable": "50%"}), 5).await,
+        2
+    );
 }
 
 #[tokio::test]
 async fn max_unavailable_as_a_percentage_rounds_up() {
-    assert_eq!(allowed_evictions(json!({"maxUnavailable": "30%"}), 5).await, 2);
+    assert_eq!(
+        allowed_evictions(json!({"maxUnavailable": "30%"}), 5).await,
+        2
+    );
 }
 
 #[tokio::test]
@@ -99,7 +116,10 @@ async fn a_pod_under_two_budgets_cannot_be_evicted() {
     budget(&server, "one", "db", json!({"minAvailable": 0})).await;
     budget(&server, "two", "db", json!({"maxUnavailable": 1})).await;
 
-    let error = pods.evict("db-0", &EvictParams::default()).await.unwrap_err();
+    let error = pods
+        .evict("db-0", &EvictParams::default())
+        .await
+        .unwrap_err();
 
     assert_eq!(code(&error), 500);
 }
@@ -120,9 +140,15 @@ async fn an_evicted_pod_terminates_until_its_kubelet_confirms() {
     assert!(status.disrupted_pods.unwrap().contains_key("app-0"));
     assert_eq!(status.disruptions_allowed, 0);
 
-    pods.delete("app-0", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
-        .await
-        .unwrap();
+    pods.delete(
+        "app-0",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(pods.get_opt("app-0").await.unwrap().is_none());
 }
 
@@ -140,7 +166,12 @@ async fn pods_without_a_budget_are_evicted_and_pending_pods_ignore_budgets() {
     budget(&server, "guarded", "guarded", json!({"minAvailable": 5})).await;
 
     pods.evict("free-0", &EvictParams::default()).await.unwrap();
-    pods.evict("pending", &EvictParams::default()).await.unwrap();
+    pods.evict("pending", &EvictParams::default())
+        .await
+        .unwrap();
 
-    assert!(pods.get_opt("pending").await.unwrap().is_none(), "an unbound pod goes at once");
+    assert!(
+        pods.get_opt("pending").await.unwrap().is_none(),
+        "an unbound pod goes at once"
+    );
 }

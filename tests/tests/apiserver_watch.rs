@@ -374,7 +374,9 @@ async fn a_raw_watcher_restarts_with_init_after_compaction() {
         .await
         .unwrap();
     loop {
-        let event = tokio::time::timeout(PATIENCE, events.try_next()).await.unwrap();
+        let event = tokio::time::timeout(PATIENCE, events.try_next())
+            .await
+            .unwrap();
         if let Ok(Some(watcher::Event::Apply(_))) = event {
             break;
         }

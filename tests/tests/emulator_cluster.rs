@@ -19,7 +19,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
 use kube::api::{EvictParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{reflector, watcher};
 use kubelift_testbed::cri_sim::CriSimServer;
 use kubelift_testbed::emulator::{self, EmulatorConfig, RunningEmulator};
 use serde_json::json;
@@ -68,9 +68,7 @@ async fn wait_pods(
     let api: Api<Pod> = Api::all(client.clone());
     let (reader, writer) = reflector::store();
     let config = watcher::Config::default().labels(selector);
-    let mut events = reflector(writer, watcher(api, config))
-        .applied_objects()
-        .boxed();
+    let mut events = reflector(writer, watcher(api, config)).boxed();
     let found = tokio::time::timeout(PATIENCE, async {
         loop {
             let pods: Vec<Pod> = reader.state().iter().map(|p| (**p).clone()).collect();
@@ -123,6 +121,7 @@ fn running_on_distinct_nodes(pods: &[Pod], count: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicted_deployment_pod_comes_back_on_another_node() {
+    let _logs = tracing_subscriber::fmt().with_test_writer().try_init();
     let server = server().await;
     let client = server.client();
     let _nodes = [

@@ -1,6 +1,10 @@
 //! The reader accepts exactly Go's grammar and decodes strings exactly as Go does.
 
-#![allow(clippy::unwrap_used, clippy::panic, reason = "tests fail loudly on unexpected input")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests fail loudly on unexpected input"
+)]
 
 use super::{Value, decode_string, key_folds_to, parse};
 

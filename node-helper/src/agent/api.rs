@@ -112,11 +112,33 @@ impl ApiWriter {
             .await
     }
 
-    /// Replaces the finalizer list, guarded by the resource version the list was read at.
+    /// Replaces the finalizer list, guarded by the resource version the list was read at; on a
+    /// conflict the object is read again and the change recomputed.
     async fn set_finalizers(
         &self,
         upgrade: &NodeUpgrade,
         finalizers: Vec<String>,
+        action: &'static str,
+    ) -> Result<NodeUpgrade, ApiError> {
+        let name = upgrade.name_any();
+        let mut attempt = self.patch_finalizers(upgrade, &finalizers, action).await;
+        for _ in 0..FINALIZER_RETRIES {
+            match attempt {
+                Err(ApiError::Write { ref source, .. }) if is_conflict(source) => {
+                    let latest = self.api.get(&name).await.map_err(write(action, &name))?;
+                    let wanted = recompute(&latest, &finalizers, upgrade.finalizers());
+                    attempt = self.patch_finalizers(&latest, &wanted, action).await;
+                }
+                done => return done,
+            }
+        }
+        attempt
+    }
+
+    async fn patch_finalizers(
+        &self,
+        upgrade: &NodeUpgrade,
+        finalizers: &[String],
         action: &'static str,
     ) -> Result<NodeUpgrade, ApiError> {
         let name = upgrade.name_any();
@@ -153,6 +175,29 @@ impl ApiWriter {
             tracing::warn!(%error, reason, "failed to publish event");
         }
     }
+}
+
+/// Conflicting writes retried before giving up.
+const FINALIZER_RETRIES: usize = 5;
+
+/// A failed `test` on the resource version (422) or a conflict (409).
+fn is_conflict(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status) if status.code == 409 || status.code == 422)
+}
+
+/// Applies the same change (adding or removing the helper's finalizer) to a newer list.
+fn recompute(latest: &NodeUpgrade, wanted: &[String], before: &[String]) -> Vec<String> {
+    let adding = wanted.len() > before.len();
+    let others = latest
+        .finalizers()
+        .iter()
+        .filter(|f| *f != NODE_HELPER_FINALIZER)
+        .cloned();
+    let mut list: Vec<String> = others.collect();
+    if adding {
+        list.push(NODE_HELPER_FINALIZER.to_owned());
+    }
+    list
 }
 
 /// The current time as an API timestamp.

@@ -123,6 +123,10 @@ pub struct Agent {
     writer: ApiWriter,
     node: String,
     heartbeat: Duration,
+    /// The (UID, generation, attempt) this process already prepared, so the watch event of its
+    /// own `Preparing` write does not start Prepare again; empty after a restart, which redoes
+    /// an interrupted Prepare.
+    prepared: std::sync::Mutex<std::collections::BTreeSet<(String, i64, i32)>>,
 }
 
 impl Agent {
@@ -136,11 +140,13 @@ impl Agent {
         let engine = Engine::new(ctx, ClusterView::Api(client.clone()), metrics, None);
         let writer = ApiWriter::new(client, &node);
         let heartbeat = Duration::from_secs(args.heartbeat_seconds.max(1));
+        let prepared = std::sync::Mutex::default();
         Ok(Self {
             engine,
             writer,
             node,
             heartbeat,
+            prepared,
         })
     }
 
@@ -202,7 +208,8 @@ impl Agent {
         match upgrade.spec.stage {
             _ if executing => self.execute(upgrade).await,
             _ if upgrade.metadata.deletion_timestamp.is_some() => self.release(&upgrade).await,
-            Stage::Prepare if status::needs_prepare(&upgrade) => self.prepare(upgrade).await,
+            Stage::Prepare if self.needs_prepare(&upgrade) => self.prepare(upgrade).await,
+            Stage::Execute if status::awaiting_operator(&upgrade) => {}
             Stage::Execute if !status::finished_attempt(&upgrade) => self.execute(upgrade).await,
             Stage::Execute | Stage::Hold => self.release(&upgrade).await,
             Stage::Prepare => {}
@@ -216,6 +223,20 @@ impl Agent {
         };
         let journal = self.engine.store().load(&uid, attempt).ok().flatten();
         journal.is_some_and(|j| !j.step.is_terminal() && j.step > Step::Started)
+    }
+
+    /// Whether Prepare is due and was not started by this process for this generation.
+    fn needs_prepare(&self, upgrade: &NodeUpgrade) -> bool {
+        let key = (
+            upgrade.uid().unwrap_or_default(),
+            upgrade.metadata.generation.unwrap_or_default(),
+            upgrade.spec.attempt,
+        );
+        let mut started = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        status::needs_prepare(upgrade) && started.insert(key)
     }
 
     async fn release(&self, upgrade: &NodeUpgrade) {

@@ -25,10 +25,26 @@ pub fn finished_attempt(upgrade: &NodeUpgrade) -> bool {
     })
 }
 
+/// Whether the helper went back to `Prepared` for this generation (`PredictionChanged`) and waits
+/// for the operator to decide again (a new generation).
+#[must_use]
+pub fn awaiting_operator(upgrade: &NodeUpgrade) -> bool {
+    upgrade.status.as_ref().is_some_and(|s| {
+        s.phase == Some(NodePhase::Prepared)
+            && s.reason.as_deref() == Some(PREDICTION_CHANGED)
+            && s.observed_generation == upgrade.metadata.generation
+    })
+}
+
+/// Reason reported when verdicts got worse between Prepare and Snapshot.
+pub const PREDICTION_CHANGED: &str = "PredictionChanged";
+
 /// Whether nothing is pending for the helper (terminal, or held), so no heartbeat is due.
 #[must_use]
 pub fn is_settled(upgrade: &NodeUpgrade) -> bool {
-    finished_attempt(upgrade) || upgrade.spec.stage == kubelift_crds::Stage::Hold
+    finished_attempt(upgrade)
+        || awaiting_operator(upgrade)
+        || upgrade.spec.stage == kubelift_crds::Stage::Hold
 }
 
 /// The phase to report while `step` is the last completed one.
@@ -95,5 +111,102 @@ fn observed(restart: &crate::journal::Restart) -> ObservedRestart {
         container_id_before: restart.id_before.clone(),
         container_id_after: restart.id_after.clone(),
         unexpected: restart.unexpected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+    use kubelift_crds::{BinaryArtifact, NodeUpgradeSpec, Stage};
+
+    use super::*;
+
+    fn upgrade(generation: i64, attempt: i32, status: Option<NodeUpgradeStatus>) -> NodeUpgrade {
+        let spec = NodeUpgradeSpec {
+            node_name: "node-a".into(),
+            plan: "plan".into(),
+            version: "v1.32.0".into(),
+            binary: BinaryArtifact::default(),
+            stage: Stage::Prepare,
+            hold_reason: None,
+            attempt,
+            containers: kubelift_crds::ContainersSpec::default(),
+            verify: kubelift_crds::VerifySpec::default(),
+            rollback: true,
+        };
+        let mut upgrade = NodeUpgrade::new("plan-node-a", spec);
+        upgrade.metadata.generation = Some(generation);
+        upgrade.status = status;
+        upgrade
+    }
+
+    fn status(generation: i64, attempt: i32, phase: NodePhase) -> NodeUpgradeStatus {
+        NodeUpgradeStatus {
+            observed_generation: Some(generation),
+            observed_attempt: attempt,
+            phase: Some(phase),
+            ..NodeUpgradeStatus::default()
+        }
+    }
+
+    #[test]
+    fn prepare_runs_for_a_new_generation_or_attempt_but_not_twice() {
+        assert!(needs_prepare(&upgrade(1, 1, None)));
+        assert!(!needs_prepare(&upgrade(
+            1,
+            1,
+            Some(status(1, 1, NodePhase::Prepared))
+        )));
+        assert!(needs_prepare(&upgrade(
+            2,
+            1,
+            Some(status(1, 1, NodePhase::Prepared))
+        )));
+        assert!(needs_prepare(&upgrade(
+            1,
+            2,
+            Some(status(1, 1, NodePhase::Failed))
+        )));
+        assert!(needs_prepare(&upgrade(
+            1,
+            1,
+            Some(status(1, 1, NodePhase::Preparing))
+        )));
+    }
+
+    #[test]
+    fn a_changed_prediction_waits_for_the_operators_next_generation() {
+        let mut held = status(3, 1, NodePhase::Prepared);
+        held.reason = Some(PREDICTION_CHANGED.into());
+        assert!(awaiting_operator(&upgrade(3, 1, Some(held.clone()))));
+        assert!(!awaiting_operator(&upgrade(4, 1, Some(held))));
+    }
+
+    #[test]
+    fn only_a_terminal_phase_of_the_current_attempt_counts_as_finished() {
+        assert!(finished_attempt(&upgrade(
+            1,
+            2,
+            Some(status(1, 2, NodePhase::RolledBack))
+        )));
+        assert!(!finished_attempt(&upgrade(
+            1,
+            3,
+            Some(status(1, 2, NodePhase::Failed))
+        )));
+        assert!(!finished_attempt(&upgrade(
+            1,
+            2,
+            Some(status(1, 2, NodePhase::Verifying))
+        )));
+    }
+
+    #[test]
+    fn rollback_steps_report_the_phases_of_the_swap_they_undo() {
+        assert_eq!(phase(Step::Started), NodePhase::Snapshotting);
+        assert_eq!(phase(Step::RollingBack), NodePhase::Installing);
+        assert_eq!(phase(Step::RestartedPrevious), NodePhase::Verifying);
+        assert_eq!(phase(Step::RolledBack), NodePhase::RolledBack);
     }
 }

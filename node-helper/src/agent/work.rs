@@ -93,7 +93,7 @@ impl Agent {
                 let mut status = upgrade.status.clone().unwrap_or_default();
                 status.phase = Some(NodePhase::Prepared);
                 prepare::record_prediction(&mut status, &predicted);
-                status.reason = Some("PredictionChanged".to_owned());
+                status.reason = Some(status::PREDICTION_CHANGED.to_owned());
                 status.message = Some(format!(
                     "verdicts got worse since Prepare: {}",
                     containers.join(", ")

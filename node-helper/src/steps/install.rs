@@ -213,3 +213,87 @@ pub fn list_backups(ctx: &NodeContext) -> Vec<(std::time::SystemTime, PathBuf)> 
         .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+    use super::*;
+    use crate::context::testing::context;
+
+    fn write(path: &Path, bytes: &[u8], mode: u32) {
+        std::fs::write(path, bytes).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn sha(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn a_symlinked_or_world_writable_kubelet_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        write(&dir.path().join("real-kubelet"), b"k", 0o755);
+        std::os::unix::fs::symlink(dir.path().join("real-kubelet"), &ctx.paths.kubelet).unwrap();
+        assert!(matches!(
+            check_kubelet_path(&ctx.paths.kubelet),
+            Err(InstallError::Symlink { .. })
+        ));
+        std::fs::remove_file(&ctx.paths.kubelet).unwrap();
+        write(&ctx.paths.kubelet, b"k", 0o777);
+        let refused = check_kubelet_path(&ctx.paths.kubelet);
+        assert!(matches!(
+            refused,
+            Err(InstallError::WorldWritable { mode: 0o777, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn install_keeps_a_backup_is_idempotent_and_prunes_old_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        write(&ctx.paths.kubelet, b"old", 0o755);
+        for (version, age) in [("v1.28.0", 3), ("v1.29.0", 2), ("v1.30.0", 1)] {
+            let backup = backup_path(&ctx, version);
+            write(&backup, version.as_bytes(), 0o755);
+            let mtime = std::time::SystemTime::now() - std::time::Duration::from_secs(age * 60);
+            std::fs::File::options()
+                .write(true)
+                .open(&backup)
+                .unwrap()
+                .set_modified(mtime)
+                .unwrap();
+        }
+        write(&stage::staged_path(&ctx, &sha(b"new")), b"new", 0o755);
+
+        let backup = install(&ctx, "v1.31.0", &sha(b"old"), &sha(b"new"))
+            .await
+            .unwrap();
+        let again = install(&ctx, "v1.31.0", &sha(b"old"), &sha(b"new"))
+            .await
+            .unwrap();
+
+        assert_eq!(backup, again);
+        assert_eq!(std::fs::read(&ctx.paths.kubelet).unwrap(), b"new");
+        assert_eq!(std::fs::read(&backup).unwrap(), b"old");
+        let mut kept: Vec<PathBuf> = list_backups(&ctx).into_iter().map(|(_, p)| p).collect();
+        kept.sort();
+        assert_eq!(kept, [backup_path(&ctx, "v1.30.0"), backup]);
+    }
+
+    #[tokio::test]
+    async fn restore_puts_the_original_bytes_back_and_refuses_a_wrong_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        write(&ctx.paths.kubelet, b"new", 0o755);
+        let backup = backup_path(&ctx, "v1.31.0");
+        write(&backup, b"tampered", 0o755);
+        let refused = restore(&ctx, &backup, &sha(b"old")).await;
+        assert!(matches!(refused, Err(InstallError::BackupMismatch { .. })));
+        write(&backup, b"old", 0o755);
+        restore(&ctx, &backup, &sha(b"old")).await.unwrap();
+        assert_eq!(std::fs::read(&ctx.paths.kubelet).unwrap(), b"old");
+    }
+}

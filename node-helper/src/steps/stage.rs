@@ -266,3 +266,47 @@ pub async fn file_sha256(path: &Path) -> std::io::Result<String> {
     .await
     .map_err(std::io::Error::other)?
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+    use super::*;
+    use crate::context::testing::context;
+
+    #[tokio::test]
+    async fn a_node_local_artifact_with_a_wrong_digest_is_refused_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        std::fs::write(
+            dir.path().join("kubelet-new"),
+            b"#!/bin/sh\necho Kubernetes v1.32.0\n",
+        )
+        .unwrap();
+        let artifact = BinaryArtifact {
+            url: None,
+            path: Some("/kubelet-new".into()),
+            sha256: "0".repeat(64),
+        };
+        let error = stage(&ctx, &artifact, "v1.32.0").await.unwrap_err();
+        assert!(matches!(error, StageError::Digest { .. }), "{error}");
+        assert!(error.to_string().contains(&"0".repeat(64)));
+        assert!(!staged_path(&ctx, &artifact.sha256).exists());
+    }
+
+    #[tokio::test]
+    async fn a_staged_binary_must_report_the_target_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = context(dir.path());
+        let bytes = b"#!/bin/sh\necho Kubernetes v1.31.9\n";
+        std::fs::write(dir.path().join("kubelet-new"), bytes).unwrap();
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let artifact = BinaryArtifact {
+            url: None,
+            path: Some("/kubelet-new".into()),
+            sha256,
+        };
+        let error = stage(&ctx, &artifact, "v1.32.0").await.unwrap_err();
+        assert!(matches!(error, StageError::WrongVersion { .. }), "{error}");
+    }
+}

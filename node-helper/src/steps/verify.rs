@@ -180,3 +180,81 @@ fn describe(restarts: &[&Restart]) -> String {
         .collect();
     each.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+
+    use super::*;
+    use crate::snapshot::SnapshotContainer;
+
+    fn container(name: &str, id: &str, restarts: u32) -> RuntimeContainer {
+        RuntimeContainer {
+            id: id.into(),
+            pod_uid: "uid-1".into(),
+            pod_namespace: "shop".into(),
+            pod_name: "web-0".into(),
+            container_name: name.into(),
+            hash: "1".into(),
+            hash_without_resources: None,
+            restart_count: restarts,
+            started_at: 0,
+        }
+    }
+
+    fn snapshot() -> SnapshotBody {
+        let entry = |name, id, verdict| SnapshotContainer {
+            container: container(name, id, 0),
+            verdict,
+        };
+        SnapshotBody {
+            node: "node-a".into(),
+            upgrade_uid: "u".into(),
+            attempt: 1,
+            kubelet_version_before: "v1.31.0".into(),
+            kubelet_version_after: "v1.32.0".into(),
+            taken_at: Timestamp::UNIX_EPOCH,
+            containers: vec![
+                entry("app", "a1", Verdict::Preserved),
+                entry("job", "j1", Verdict::WillRestart),
+                entry("web", "w1", Verdict::Preserved),
+            ],
+        }
+    }
+
+    #[test]
+    fn recreated_and_vanished_containers_are_restarts_with_both_ids() {
+        let now = [container("app", "a2", 1), container("job", "j1", 0)];
+        let restarts = restarts_since(&snapshot(), &now);
+        let seen: Vec<(&str, &str, &str, bool)> = restarts
+            .iter()
+            .map(|r| {
+                (
+                    r.container_name.as_str(),
+                    r.id_before.as_str(),
+                    r.id_after.as_str(),
+                    r.unexpected,
+                )
+            })
+            .collect();
+        assert_eq!(seen, [("app", "a1", "a2", true), ("web", "w1", "", true)]);
+    }
+
+    #[test]
+    fn a_bumped_restart_count_with_the_same_id_is_a_restart() {
+        let now = [
+            container("app", "a1", 1),
+            container("job", "j1", 0),
+            container("web", "w1", 0),
+        ];
+        let restarts = restarts_since(&snapshot(), &now);
+        assert_eq!(restarts.len(), 1);
+        assert_eq!(
+            (
+                restarts[0].restart_count_before,
+                restarts[0].restart_count_after
+            ),
+            (0, 1)
+        );
+    }
+}

@@ -1,7 +1,15 @@
 //! Shared fixtures for the operator tests: a server with kubelift's CRDs, Ready nodes at an old
 //! kubelet version, plans, the operator (in process or as its real binary), and the RBAC check.
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test fixtures fail loudly")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test fixtures fail loudly"
+)]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -29,10 +37,14 @@ pub const FROM: &str = "v1.31.4";
 
 /// A server with kubelift's CRDs installed.
 pub async fn server() -> ApiServer {
-    let server = ApiServer::start(ApiServerConfig::default()).await.expect("server starts");
+    let server = ApiServer::start(ApiServerConfig::default())
+        .await
+        .expect("server starts");
     let crds = Api::<CustomResourceDefinition>::all(server.client());
     for crd in [KubeletUpgrade::crd(), NodeUpgrade::crd()] {
-        crds.create(&PostParams::default(), &crd).await.expect("CRD installs");
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("CRD installs");
     }
     server
 }
@@ -48,7 +60,9 @@ pub async fn nodes(client: &Client, count: usize) -> Vec<String> {
             "metadata": {"name": name, "labels": {"kubernetes.io/arch": "amd64"}},
         }))
         .unwrap();
-        api.create(&PostParams::default(), &node).await.expect("node is created");
+        api.create(&PostParams::default(), &node)
+            .await
+            .expect("node is created");
         let status = json!({"status": {
             "conditions": [{"type": "Ready", "status": "True"}],
             "nodeInfo": {
@@ -57,7 +71,9 @@ pub async fn nodes(client: &Client, count: usize) -> Vec<String> {
                 "osImage": "Debian", "systemUUID": "u",
             },
         }});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status)).await.expect("node status is set");
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+            .await
+            .expect("node status is set");
         names.push(name);
     }
     names
@@ -80,14 +96,25 @@ pub fn plan(name: &str, rollout: Value) -> Value {
 /// Create a plan from its JSON.
 pub async fn create_plan(client: &Client, plan: Value) {
     let plan: KubeletUpgrade = serde_json::from_value(plan).unwrap();
-    Api::<KubeletUpgrade>::all(client.clone()).create(&PostParams::default(), &plan).await.expect("plan is created");
+    Api::<KubeletUpgrade>::all(client.clone())
+        .create(&PostParams::default(), &plan)
+        .await
+        .expect("plan is created");
 }
 
 /// Run the operator in this process until the returned task is aborted.
 pub fn operator(server: &ApiServer) -> tokio::task::JoinHandle<()> {
     let client = server.client_with_user_agent(OPERATOR_AGENT);
-    let settings = Settings { node_name: None, instance: "test".to_owned() };
-    tokio::spawn(reconciler::run(client, settings, Arc::new(Metrics::new()), Arc::new(AtomicBool::new(false))))
+    let settings = Settings {
+        node_name: None,
+        instance: "test".to_owned(),
+    };
+    tokio::spawn(reconciler::run(
+        client,
+        settings,
+        Arc::new(Metrics::new()),
+        Arc::new(AtomicBool::new(false)),
+    ))
 }
 
 /// Wait until the plan reaches `phase`.
@@ -96,13 +123,25 @@ pub async fn await_phase(client: &Client, name: &str, phase: PlanPhase) -> Kubel
     let reached = move |plan: Option<&KubeletUpgrade>| {
         plan.and_then(|p| p.status.as_ref()).and_then(|s| s.phase) == Some(phase)
     };
-    let waited = tokio::time::timeout(PATIENCE, await_condition(api, name, reached)).await;
-    waited.expect("plan reaches the phase in time").expect("watch works").expect("plan exists")
+    let waited = tokio::time::timeout(PATIENCE, await_condition(api.clone(), name, reached)).await;
+    if waited.is_err() {
+        eprintln!(
+            "plan never reached {phase:?}: {:?}",
+            api.get(name).await.map(|p| p.status)
+        );
+    }
+    waited
+        .expect("plan reaches the phase in time")
+        .expect("watch works")
+        .expect("plan exists")
 }
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Every `(group, resource[/subresource], verb)` the operator's ClusterRole and Role grant.
@@ -112,11 +151,18 @@ pub fn granted() -> BTreeSet<(String, String, String)> {
     let mut granted = BTreeSet::new();
     let roles = documents.iter().filter(|d| {
         matches!(d["kind"].as_str(), Some("ClusterRole" | "Role"))
-            && d["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("kubelift-operator"))
+            && d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("kubelift-operator"))
     });
     for rule in roles.flat_map(|role| role["rules"].as_array().cloned().unwrap_or_default()) {
         let strings = |key: &str| -> Vec<String> {
-            rule[key].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            rule[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
         };
         for group in strings("apiGroups") {
             for resource in strings("resources") {

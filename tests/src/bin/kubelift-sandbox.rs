@@ -1,0 +1,183 @@
+//! `kubelift-sandbox`: a whole kubelift rollout on one machine — the embedded API server, the
+//! real operator, one real helper per node, kubelet emulators on simulated or real container
+//! runtimes — shown live, then summarized. Exits 0 only when the rollout completed and no
+//! container predicted `Preserved` restarted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use kubelift_crds::ContainerPolicy;
+use kubelift_testbed::sandbox::summary::render;
+use kubelift_testbed::sandbox::{RuntimeKind, Sandbox, SandboxConfig, SandboxError, Summary};
+
+/// Run a kubelet rollout with kubelift on simulated nodes on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "kubelift-sandbox", version, about)]
+struct Cli {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Kubelet version the nodes start at (`1.31`, `v1.31.4`).
+    #[arg(long, default_value = "1.31")]
+    from: String,
+    /// Target kubelet version.
+    #[arg(long, default_value = "1.32")]
+    to: String,
+    /// Container policy: Preserve, EvictIfRestart or Drain.
+    #[arg(long, default_value = "Preserve", value_parser = parse_policy)]
+    policy: ContainerPolicy,
+    /// The target kubelet honours kubelift's snapshot (`containers.snapshotAwareKubelet`).
+    #[arg(long)]
+    snapshot_aware: bool,
+    /// Container runtime of the nodes.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Simulated)]
+    runtime: RuntimeKind,
+    /// Apply the manifests in this directory instead of the demo workloads.
+    #[arg(long)]
+    workloads: Option<PathBuf>,
+    /// Write the summary, with one entry per container, to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Keep serving after the summary (until Ctrl-C), for `kubectl`.
+    #[arg(long)]
+    keep: bool,
+    /// Where to keep the sandbox's files (default: a temporary directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// `verify.settleSeconds` of the plan.
+    #[arg(long, default_value_t = 2)]
+    settle_seconds: i64,
+    /// `rollout.maxUnavailable` of the plan.
+    #[arg(long, default_value_t = 1)]
+    max_unavailable: i64,
+}
+
+fn parse_policy(text: &str) -> Result<ContainerPolicy, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("expected Preserve, EvictIfRestart or Drain, got {text:?}"))
+}
+
+/// `1.31` → `v1.31.4`, `1.32` → `v1.32.1`: a released patch of each minor; full versions as given.
+fn full_version(text: &str) -> String {
+    let bare = text.trim_start_matches('v');
+    match bare.split('.').count() {
+        2 => format!("v{bare}.{}", default_patch(bare)),
+        _ => format!("v{bare}"),
+    }
+}
+
+fn default_patch(minor: &str) -> u32 {
+    match minor {
+        "1.30" => 8,
+        "1.31" => 4,
+        "1.32" => 1,
+        _ => 0,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: failed to start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {}", chain(&error));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn config(cli: &Cli) -> SandboxConfig {
+    let mut config = SandboxConfig::new(cli.nodes.max(1));
+    config.from = full_version(&cli.from);
+    config.to = full_version(&cli.to);
+    config.policy = cli.policy;
+    config.snapshot_aware = cli.snapshot_aware;
+    config.runtime = cli.runtime;
+    config.workloads.clone_from(&cli.workloads);
+    config.dir.clone_from(&cli.dir);
+    config.settle_seconds = cli.settle_seconds;
+    config.max_unavailable = serde_json::json!(cli.max_unavailable.max(1));
+    config.print = true;
+    config
+}
+
+async fn run(cli: Cli) -> Result<bool, SandboxError> {
+    let config = config(&cli);
+    println!(
+        "kubelift sandbox: {} nodes ({:?} runtime), kubelet {} -> {} under {:?}",
+        config.nodes, config.runtime, config.from, config.to, config.policy
+    );
+    let mut sandbox = Sandbox::start(config).await?;
+    println!(
+        "cluster up; while it runs: KUBECONFIG={} kubectl get ku,nu",
+        sandbox.kubeconfig().display()
+    );
+    let outcome = sandbox.run_rollout().await;
+    let summary = match outcome {
+        Ok(summary) => summary,
+        Err(error) => {
+            sandbox.stop().await;
+            return Err(error);
+        }
+    };
+    report(&cli, &summary)?;
+    if cli.keep {
+        println!("keeping the sandbox running; Ctrl-C to stop");
+        let _signal = tokio::signal::ctrl_c().await;
+    }
+    sandbox.stop().await;
+    Ok(summary.success())
+}
+
+fn report(cli: &Cli, summary: &Summary) -> Result<(), SandboxError> {
+    print!("{}", render(summary));
+    for entry in summary
+        .entries
+        .iter()
+        .filter(|e| e.restarted && e.predicted == "Preserved")
+    {
+        println!(
+            "  UNEXPECTED RESTART: {} {} on {}",
+            entry.pod, entry.container, entry.node
+        );
+    }
+    let verdict = if summary.success() { "OK" } else { "FAILED" };
+    println!("result: {verdict}");
+    if let Some(path) = &cli.json {
+        let text = serde_json::to_vec_pretty(summary).unwrap_or_default();
+        std::fs::write(path, text).map_err(|source| SandboxError::Io {
+            what: format!("write {}", path.display()),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}

@@ -66,35 +66,42 @@ fn sample_kubelet(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_helper_killed_after_each_step_converges_to_the_same_end_state() {
-    if !runtime_tools_present() {
-        return;
-    }
-    let node = SimulatedNode::new("node-crash", FROM).unwrap();
+/// What a run interrupted after each of some steps ended with.
+struct CrashRun {
+    node: SimulatedNode,
+    old: Vec<u8>,
+    killed_at: Vec<Step>,
+    journal: Journal,
+    samples: usize,
+    torn: usize,
+}
+
+/// Runs `execute` with `artifact`, SIGKILLing the helper right after each of `steps` is recorded
+/// in the journal, then lets a last run finish, sampling the kubelet path throughout.
+async fn crash_after_each(
+    name: &str,
+    artifact: Vec<u8>,
+    ready_timeout: i64,
+    steps: &[Step],
+) -> CrashRun {
+    let node = SimulatedNode::new(name, FROM).unwrap();
     let mut containerd = Containerd::start(&node.path("containerd"), &node.cri_socket())
         .await
         .unwrap();
-    let running = containerd.run_pod(&pod()).await.unwrap();
+    containerd.run_pod(&pod()).await.unwrap();
     node.restart_kubelet().unwrap();
     let server = ArtifactServer::start().await.unwrap();
     let old = std::fs::read(node.kubelet_path()).unwrap();
-    let new = standin_kubelet(TO, true);
-    let url = server.publish("kubelet", new.clone());
-    let order = work_order(&node.name, "uid-crash", TO, &url, &sha256_hex(&new));
+    let url = server.publish("kubelet", artifact.clone());
+    let mut order = work_order(&node.name, "uid-crash", TO, &url, &sha256_hex(&artifact));
+    order.spec.verify.ready_timeout_seconds = ready_timeout;
     let (order_path, pods_path) = write_inputs(&node, &order, &[pod()]).unwrap();
     let journal_path = node.journal_dir().join("uid-crash-1.json");
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample_kubelet(node.kubelet_path(), old.clone(), new.clone(), stop.clone());
+    let sampler = sample_kubelet(node.kubelet_path(), old.clone(), artifact, stop.clone());
 
     let mut killed_at = Vec::new();
-    for step in [
-        Step::Started,
-        Step::Snapshotted,
-        Step::Staged,
-        Step::Installed,
-        Step::Restarted,
-    ] {
+    for &step in steps {
         let mut child = spawn_execute(&node, &order_path, &pods_path).unwrap();
         let seen = loop {
             if let Some(journal) = read_journal(&journal_path).filter(|j| j.step >= step) {
@@ -103,7 +110,7 @@ async fn a_helper_killed_after_each_step_converges_to_the_same_end_state() {
             if child.try_wait().unwrap().is_some() {
                 break Step::Succeeded;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            tokio::time::sleep(Duration::from_millis(2)).await;
         };
         let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
@@ -111,29 +118,64 @@ async fn a_helper_killed_after_each_step_converges_to_the_same_end_state() {
         killed_at.push(seen);
     }
     eprintln!("killed the helper right after {killed_at:?} were recorded");
-    let finished = spawn_execute(&node, &order_path, &pods_path)
+    let last = spawn_execute(&node, &order_path, &pods_path).unwrap();
+    let finished = tokio::task::spawn_blocking(move || last.wait_with_output())
+        .await
         .unwrap()
-        .wait_with_output()
         .unwrap();
     stop.store(true, Ordering::Relaxed);
     let (samples, torn) = sampler.join().unwrap();
-
+    containerd.shutdown().await;
     let journal: Journal = serde_json::from_slice(&finished.stdout).unwrap();
+    CrashRun {
+        node,
+        old,
+        killed_at,
+        journal,
+        samples,
+        torn,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_killed_after_each_step_converges_to_the_same_end_state() {
+    if !runtime_tools_present() {
+        return;
+    }
+    let new = standin_kubelet(TO, true);
+    let steps = [
+        Step::Started,
+        Step::Snapshotted,
+        Step::Staged,
+        Step::Installed,
+        Step::Restarted,
+    ];
+
+    let run = crash_after_each("node-crash", new.clone(), 60, &steps).await;
+
     assert_eq!(
-        journal.step,
+        run.journal.step,
         Step::Succeeded,
-        "killed at {killed_at:?}: {journal:?}"
+        "killed at {:?}: {:?}",
+        run.killed_at,
+        run.journal
     );
-    assert_eq!(std::fs::read(node.kubelet_path()).unwrap(), new);
-    let backup = node.path(&format!("usr/bin/kubelet.kubelift-backup-{FROM}"));
-    assert_eq!(std::fs::read(backup).unwrap(), old);
-    assert!(journal.restarts.is_empty(), "{:?}", journal.restarts);
-    assert!(samples > 0);
+    assert_eq!(std::fs::read(run.node.kubelet_path()).unwrap(), new);
+    let backup = run
+        .node
+        .path(&format!("usr/bin/kubelet.kubelift-backup-{FROM}"));
+    assert_eq!(std::fs::read(backup).unwrap(), run.old);
+    assert!(
+        run.journal.restarts.is_empty(),
+        "{:?}",
+        run.journal.restarts
+    );
+    assert!(run.samples > 0);
     assert_eq!(
-        torn, 0,
+        run.torn, 0,
         "the kubelet path held neither the old nor the new bytes"
     );
-    let recorded: Vec<Step> = journal.history.iter().map(|r| r.step).collect();
+    let recorded: Vec<Step> = run.journal.history.iter().map(|r| r.step).collect();
     for step in [
         Step::Snapshotted,
         Step::Staged,
@@ -146,6 +188,38 @@ async fn a_helper_killed_after_each_step_converges_to_the_same_end_state() {
             "{step:?} missing from {recorded:?}"
         );
     }
-    assert_eq!(running.containers.len(), 1);
-    containerd.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_killed_during_a_rollback_still_restores_the_original_bytes() {
+    if !runtime_tools_present() {
+        return;
+    }
+    let broken = standin_kubelet(TO, false);
+    let steps = [
+        Step::Installed,
+        Step::RollingBack,
+        Step::Restored,
+        Step::RestartedPrevious,
+    ];
+
+    let run = crash_after_each("node-crash-back", broken, 3, &steps).await;
+
+    assert_eq!(
+        run.journal.step,
+        Step::RolledBack,
+        "killed at {:?}: {:?}",
+        run.killed_at,
+        run.journal
+    );
+    assert_eq!(
+        run.journal.failure.as_ref().unwrap().reason,
+        "KubeletNotReady"
+    );
+    assert_eq!(std::fs::read(run.node.kubelet_path()).unwrap(), run.old);
+    assert!(run.samples > 0);
+    assert_eq!(
+        run.torn, 0,
+        "the kubelet path held neither the old nor the new bytes"
+    );
 }

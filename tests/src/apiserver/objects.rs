@@ -149,7 +149,12 @@ impl State {
         stamp_new(info, &mut object);
         self.admit(info, &mut object)?;
         if !applied {
-            apply::record_update(None, &mut object, &writer(info, options, &now()));
+            let (stamp, api_version) = (now(), info.api_version());
+            apply::record_update(
+                None,
+                &mut object,
+                &writer(info, options, &stamp, &api_version),
+            );
         }
         Ok(self.commit(info, key, object, options.dry_run))
     }
@@ -246,8 +251,8 @@ impl State {
         options: &WriteOptions,
     ) -> Result<(Arc<Value>, bool), ApiError> {
         let old = self.store.get(&info.store, &key).cloned();
-        let stamp = now();
-        let writer = writer(info, options, &stamp);
+        let (stamp, api_version) = (now(), info.api_version());
+        let writer = writer(info, options, &stamp, &api_version);
         match (kind, old) {
             (PatchKind::Apply, None) if options.subresource.is_empty() => {
                 let mut object = apply::apply(None, body, &writer, force)?;
@@ -300,7 +305,12 @@ impl State {
         self.admit(info, &mut object)?;
         bump_generation(info, old, &mut object);
         if !applied {
-            apply::record_update(Some(old), &mut object, &writer(info, options, &now()));
+            let (stamp, api_version) = (now(), info.api_version());
+            apply::record_update(
+                Some(old),
+                &mut object,
+                &writer(info, options, &stamp, &api_version),
+            );
         }
         if unchanged(old, &object) {
             return Ok(old.clone());
@@ -530,12 +540,17 @@ pub fn remove_owner_reference(object: &mut Value, uid: &str) {
     }
 }
 
-fn writer<'a>(info: &'a ResourceInfo, options: &'a WriteOptions, now: &'a str) -> Writer<'a> {
+fn writer<'a>(
+    info: &'a ResourceInfo,
+    options: &'a WriteOptions,
+    now: &'a str,
+    api_version: &'a str,
+) -> Writer<'a> {
     Writer {
         manager: &options.manager,
         subresource: &options.subresource,
         status_subresource: info.status_subresource,
-        api_version: "",
+        api_version,
         now,
         schema: Schema::root(info.schema.as_deref()),
     }

@@ -37,6 +37,12 @@ pub const FROM: &str = "v1.31.4";
 
 /// A server with kubelift's CRDs installed.
 pub async fn server() -> ApiServer {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
     let server = ApiServer::start(ApiServerConfig::default())
         .await
         .expect("server starts");

@@ -11,14 +11,9 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use kubelet_hash::{HashOptions, KubeletVersion, hash, predict};
 
-/// A typical application container with defaults filled in by the API server.
-const APP: &str = r#"{"name":"checkout","image":"registry.example.com/shop/checkout:2.14.3","command":["/app/checkout"],"args":["--config=/etc/checkout/config.yaml","--log-level=info"],"ports":[{"name":"http","containerPort":8080,"protocol":"TCP"},{"name":"metrics","containerPort":9090,"protocol":"TCP"}],"env":[{"name":"POD_NAME","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.name"}}},{"name":"POD_NAMESPACE","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"}}},{"name":"GOMAXPROCS","valueFrom":{"resourceFieldRef":{"containerName":"checkout","resource":"limits.cpu","divisor":"1"}}},{"name":"DB_PASSWORD","valueFrom":{"secretKeyRef":{"name":"checkout-db","key":"password"}}},{"name":"REGION","value":"eu-west-1"},{"name":"FEATURE_FLAGS","value":"a,b,c"}],"resources":{"limits":{"cpu":"2","memory":"1Gi"},"requests":{"cpu":"500m","memory":"512Mi"}},"volumeMounts":[{"name":"config","readOnly":true,"mountPath":"/etc/checkout"},{"name":"kube-api-access-x7k2p","readOnly":true,"mountPath":"/var/run/secrets/kubernetes.io/serviceaccount"}],"livenessProbe":{"httpGet":{"path":"/healthz","port":"http","scheme":"HTTP"},"initialDelaySeconds":10,"timeoutSeconds":1,"periodSeconds":10,"successThreshold":1,"failureThreshold":3},"readinessProbe":{"httpGet":{"path":"/ready","port":8080,"scheme":"HTTP"},"timeoutSeconds":1,"periodSeconds":5,"successThreshold":1,"failureThreshold":3},"lifecycle":{"preStop":{"exec":{"command":["/bin/sh","-c","sleep 5"]}}},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"IfNotPresent","securityContext":{"capabilities":{"drop":["ALL"]},"runAsUser":10001,"runAsNonRoot":true,"readOnlyRootFilesystem":true,"allowPrivilegeEscalation":false,"seccompProfile":{"type":"RuntimeDefault"}}}"#;
+mod containers;
 
-/// A typical web container: one port, requests and limits, the injected token mount.
-const TYPICAL: &str = r#"{"name":"web","image":"nginx:1.25.4","ports":[{"containerPort":80,"protocol":"TCP"}],"resources":{"limits":{"memory":"256Mi"},"requests":{"cpu":"100m","memory":"128Mi"}},"volumeMounts":[{"name":"kube-api-access-4xk9z","readOnly":true,"mountPath":"/var/run/secrets/kubernetes.io/serviceaccount"}],"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"IfNotPresent"}"#;
-
-/// A small sidecar.
-const SIDECAR: &str = r#"{"name":"log-shipper","image":"fluent/fluent-bit:3.0.4","resources":{"limits":{"memory":"128Mi"},"requests":{"cpu":"50m","memory":"64Mi"}},"volumeMounts":[{"name":"varlog","mountPath":"/var/log"}],"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"IfNotPresent","restartPolicy":"Always"}"#;
+use containers::{APP, SIDECAR, TYPICAL};
 
 fn hashes(c: &mut Criterion) {
     let options = HashOptions::default();

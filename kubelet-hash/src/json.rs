@@ -60,11 +60,7 @@ impl Value<'_> {
 
 /// Reads one JSON document, surrounded by nothing but white space.
 pub(crate) fn parse(input: &[u8]) -> Result<Node<'_>, JsonError> {
-    let mut reader = Reader {
-        input,
-        pos: 0,
-        depth: 0,
-    };
+    let mut reader = Reader::new(input);
     reader.skip_space();
     let node = reader.value()?;
     reader.skip_space();
@@ -87,13 +83,48 @@ const STRING_STOPS: [bool; 256] = {
     table
 };
 
-struct Reader<'a> {
+/// A position in a JSON text; the tree reader and the direct encoder both scan with it.
+pub(crate) struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
     depth: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Reader {
+            input,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    /// Whether only white space was left (call after [`Reader::skip_space`]).
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos == self.input.len()
+    }
+
+    /// Consumes `byte` if it is next.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.pos += usize::from(found);
+        found
+    }
+
+    /// Steps into an object or array (past its opening bracket), within [`MAX_DEPTH`].
+    pub(crate) fn enter(&mut self) -> Result<(), JsonError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error("nesting too deep"));
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
+    pub(crate) fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
     fn error(&self, reason: &'static str) -> JsonError {
         JsonError {
             offset: self.pos,
@@ -101,17 +132,17 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(crate) fn peek(&self) -> Option<u8> {
         self.input.get(self.pos).copied()
     }
 
-    fn skip_space(&mut self) {
+    pub(crate) fn skip_space(&mut self) {
         while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             self.pos += 1;
         }
     }
 
-    fn value(&mut self) -> Result<Node<'a>, JsonError> {
+    pub(crate) fn value(&mut self) -> Result<Node<'a>, JsonError> {
         let start = self.pos;
         let value = match self.peek() {
             Some(b'{') => self.nested(Self::object)?,
@@ -134,16 +165,13 @@ impl<'a> Reader<'a> {
         &mut self,
         read: fn(&mut Self) -> Result<Value<'a>, JsonError>,
     ) -> Result<Value<'a>, JsonError> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.error("nesting too deep"));
-        }
+        self.enter()?;
         let value = read(self)?;
-        self.depth -= 1;
+        self.leave();
         Ok(value)
     }
 
-    fn literal(&mut self, word: &[u8], value: Value<'a>) -> Result<Value<'a>, JsonError> {
+    pub(crate) fn literal(&mut self, word: &[u8], value: Value<'a>) -> Result<Value<'a>, JsonError> {
         if !self.input[self.pos..].starts_with(word) {
             return Err(self.error("invalid literal"));
         }
@@ -152,7 +180,6 @@ impl<'a> Reader<'a> {
     }
 
     fn object(&mut self) -> Result<Value<'a>, JsonError> {
-        self.pos += 1;
         let mut members = Vec::new();
         self.skip_space();
         if self.peek() == Some(b'}') {
@@ -177,7 +204,6 @@ impl<'a> Reader<'a> {
     }
 
     fn array(&mut self) -> Result<Value<'a>, JsonError> {
-        self.pos += 1;
         let mut items = Vec::new();
         self.skip_space();
         if self.peek() == Some(b']') {
@@ -195,7 +221,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes a `,` (more to come) or the closing bracket (done).
-    fn end_of_list(&mut self, close: u8) -> Result<bool, JsonError> {
+    pub(crate) fn end_of_list(&mut self, close: u8) -> Result<bool, JsonError> {
         match self.peek() {
             Some(b',') => {
                 self.pos += 1;
@@ -209,7 +235,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn expect(&mut self, byte: u8, reason: &'static str) -> Result<(), JsonError> {
+    pub(crate) fn expect(&mut self, byte: u8, reason: &'static str) -> Result<(), JsonError> {
         if self.peek() != Some(byte) {
             return Err(self.error(reason));
         }
@@ -218,7 +244,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Scans a string token and returns the bytes between its quotes.
-    fn string(&mut self) -> Result<&'a [u8], JsonError> {
+    pub(crate) fn string(&mut self) -> Result<&'a [u8], JsonError> {
         self.pos += 1;
         let start = self.pos;
         loop {
@@ -254,7 +280,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Scans `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Result<&'a [u8], JsonError> {
+    pub(crate) fn number(&mut self) -> Result<&'a [u8], JsonError> {
         let start = self.pos;
         if self.peek() == Some(b'-') {
             self.pos += 1;

@@ -9,6 +9,7 @@
 //! Everything works from the raw JSON text the API server serves: quantity spellings, number
 //! spellings and string escapes all reach the hash, so nothing goes through a lossy parser.
 
+mod direct;
 mod json;
 mod model;
 mod predict;
@@ -139,8 +140,11 @@ pub fn hash_bytes(
     kubelet: &KubeletVersion,
     options: &HashOptions,
 ) -> Result<String, HashError> {
-    let node = json::parse(container_json)?;
-    Ok(format!("{:x}", hash_node(&node, kubelet, *options)?))
+    let hash = match direct_bytes(container_json, kubelet, *options) {
+        Some(json) => fnv1a_of_rendered(&json),
+        None => hash_node(&json::parse(container_json)?, kubelet, *options)?,
+    };
+    Ok(format!("{hash:x}"))
 }
 
 /// The exact JSON text the kubelet feeds to its hash (a debugging and test aid).
@@ -149,8 +153,11 @@ pub fn hashed_json(
     kubelet: &KubeletVersion,
     options: &HashOptions,
 ) -> Result<String, HashError> {
-    let node = json::parse(container_json.as_bytes())?;
-    let bytes = hashed_bytes(&node, kubelet, *options)?;
+    let input = container_json.as_bytes();
+    let bytes = match direct_bytes(input, kubelet, *options) {
+        Some(bytes) => bytes,
+        None => hashed_bytes(&json::parse(input)?, kubelet, *options)?,
+    };
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -162,14 +169,38 @@ pub(crate) fn hash_node(
     Ok(fnv1a_of_rendered(&hashed_bytes(node, kubelet, options)?))
 }
 
-fn hashed_bytes(
-    node: &json::Node<'_>,
-    kubelet: &KubeletVersion,
-    options: HashOptions,
-) -> Result<Vec<u8>, HashError> {
-    let escapes = options
-        .go_escapes
-        .unwrap_or_else(|| GoEscapes::default_for(kubelet));
+/// The hashed JSON by the one-pass reader ([`direct`]), or `None` when the general path must
+/// decide (unusual input, an error, an unsupported version).
+fn direct_bytes(input: &[u8], kubelet: &KubeletVersion, options: HashOptions) -> Option<Vec<u8>> {
+    let escapes = supported(kubelet, options).ok()?;
+    if kubelet.minor_pair() >= (1, 31) {
+        let fields = &schema::newest().ok()?.fields;
+        let mut decoded = Vec::with_capacity(input.len());
+        let spans = direct::encode_container(input, fields, escapes, None, &mut decoded)?;
+        let written = |name: &str| {
+            let index = fields.iter().position(|f| f.name == name)?;
+            decoded.get(spans[index].clone()?)
+        };
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(b"{\"image\":");
+        out.extend_from_slice(written("image").unwrap_or(b"\"\""));
+        out.extend_from_slice(b",\"name\":");
+        out.extend_from_slice(written("name").unwrap_or(b"\"\""));
+        out.push(b'}');
+        return Some(out);
+    }
+    let fields = &schema::schema(kubelet.minor).ok()??.fields;
+    let blank = options
+        .without_resources
+        .then(|| fields.iter().position(|f| f.name == "resources"))
+        .flatten();
+    let mut out = Vec::with_capacity(input.len() + 64);
+    direct::encode_container(input, fields, escapes, blank, &mut out)?;
+    Some(out)
+}
+
+/// The escaping to use, once the version and options are known to be supported.
+fn supported(kubelet: &KubeletVersion, options: HashOptions) -> Result<GoEscapes, HashError> {
     let minor = kubelet.minor_pair();
     if kubelet.major != 1 || minor < (1, 16) {
         return Err(HashError::UnsupportedVersion(kubelet.clone()));
@@ -177,6 +208,18 @@ fn hashed_bytes(
     if options.without_resources && !((1, 27)..=(1, 30)).contains(&minor) {
         return Err(HashError::WithoutResourcesUnsupported(kubelet.clone()));
     }
+    Ok(options
+        .go_escapes
+        .unwrap_or_else(|| GoEscapes::default_for(kubelet)))
+}
+
+fn hashed_bytes(
+    node: &json::Node<'_>,
+    kubelet: &KubeletVersion,
+    options: HashOptions,
+) -> Result<Vec<u8>, HashError> {
+    let escapes = supported(kubelet, options)?;
+    let minor = kubelet.minor_pair();
     if minor >= (1, 31) {
         return name_and_image(node, escapes);
     }

@@ -196,7 +196,7 @@ fn expected_kind(base: Base) -> &'static str {
 }
 
 /// Go's `strconv.ParseInt(token, 10, 64)` plus the field's range check.
-fn go_int(raw: &[u8], bits: u32) -> Result<i64, DecodeError> {
+pub(crate) fn go_int(raw: &[u8], bits: u32) -> Result<i64, DecodeError> {
     let (negative, digits) = match raw {
         [b'-', digits @ ..] => (true, digits),
         digits => (false, digits),
@@ -224,6 +224,11 @@ fn decode_quantity(value: &Value<'_>) -> Result<Quantity, DecodeError> {
         Value::String(raw) | Value::Number(raw) => raw,
         other => return Err(DecodeError::mismatch("a quantity", other)),
     };
+    quantity_from_raw(raw)
+}
+
+/// A quantity from its raw token text.
+pub(crate) fn quantity_from_raw(raw: &[u8]) -> Result<Quantity, DecodeError> {
     let text = std::str::from_utf8(raw).map_err(|_| DecodeError::new("quantity is not UTF-8"))?;
     Quantity::parse(text).map_err(|e| DecodeError::new(e.to_string()))
 }
@@ -336,18 +341,7 @@ fn encode_base(field: &Field, slot: &Slot<'_>, escapes: GoEscapes, out: &mut Vec
         Slot::Quantity(q) => write_quantity(out, q),
         Slot::IntOrString(v) if v.is_string => write_string(out, &v.string, escapes),
         Slot::IntOrString(v) => write_int(out, i64::from(v.int)),
-        Slot::Map(map) => {
-            out.push(b'{');
-            for (index, (key, quantity)) in map.iter().enumerate() {
-                if index > 0 {
-                    out.push(b',');
-                }
-                write_string(out, key, escapes);
-                out.push(b':');
-                write_quantity(out, quantity);
-            }
-            out.push(b'}');
-        }
+        Slot::Map(map) => write_resource_list(out, map, escapes),
         Slot::Struct(slots) => encode(&field.children, slots, escapes, out),
         Slot::Pointer(target) => encode_base(field, target, escapes, out),
         Slot::Slice(_) => out.extend_from_slice(b"null"),
@@ -370,8 +364,36 @@ fn encode_zero(field: &Field, escapes: GoEscapes, out: &mut Vec<u8>) {
     out.extend_from_slice(text);
 }
 
+/// A resource list: keys sorted byte-wise, as Go writes a map.
+pub(crate) fn write_resource_list(
+    out: &mut Vec<u8>,
+    map: &BTreeMap<Cow<'_, str>, Quantity>,
+    escapes: GoEscapes,
+) {
+    out.push(b'{');
+    for (index, (key, quantity)) in map.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_string(out, key, escapes);
+        out.push(b':');
+        write_quantity(out, quantity);
+    }
+    out.push(b'}');
+}
+
+/// Whether a field absent from the input is left out of the output (`omitempty` and empty).
+pub(crate) fn omits_absent(field: &Field) -> bool {
+    field.omitempty && is_empty(field, &Slot::Zero)
+}
+
+/// Writes the value of a field absent from the input (its Go zero value).
+pub(crate) fn encode_absent(field: &Field, escapes: GoEscapes, out: &mut Vec<u8>) {
+    encode_field(field, &Slot::Zero, escapes, out);
+}
+
 /// Decimal digits of an integer, as `strconv.AppendInt` writes them.
-fn write_int(out: &mut Vec<u8>, n: i64) {
+pub(crate) fn write_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }
@@ -389,7 +411,7 @@ fn write_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(&digits[start..]);
 }
 
-fn write_quantity(out: &mut Vec<u8>, quantity: &Quantity) {
+pub(crate) fn write_quantity(out: &mut Vec<u8>, quantity: &Quantity) {
     out.push(b'"');
     out.extend_from_slice(quantity.written().as_bytes());
     out.push(b'"');

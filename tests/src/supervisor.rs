@@ -252,7 +252,8 @@ impl Supervisor {
         self.starts += 1;
         match self.spawn() {
             Ok(child) => {
-                tracing::info!(pid = child.id(), program = %self.config.program.display(), "started");
+                let program = self.config.program.display();
+                tracing::info!(pid = child.id(), %program, "started");
                 self.child = Some(child);
                 self.state = ProcessState::Running;
             }

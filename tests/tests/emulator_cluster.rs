@@ -1,6 +1,6 @@
 //! The cluster controllers with in-process kubelet emulators on simulated runtimes: a Deployment
-//! spreads its pods round-robin over the nodes, a DaemonSet puts one pod on each, and a pod
-//! evicted from a cordoned node comes back on another node while the DaemonSet pod stays.
+//! spreads its pods round-robin over the nodes, a `DaemonSet` puts one pod on each, and a pod
+//! evicted from a cordoned node comes back on another node while the `DaemonSet` pod stays.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

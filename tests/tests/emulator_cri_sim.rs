@@ -102,7 +102,7 @@ async fn containers_keep_labels_annotations_and_timestamps() {
         .into_inner();
     assert_eq!(version.runtime_name, RUNTIME_NAME);
 
-    let (_, id) = run_container(&mut client, "uid-1", "web").await;
+    let (_, id) = Box::pin(run_container(&mut client, "uid-1", "web")).await;
     let request = cri::ContainerStatusRequest {
         container_id: id.clone(),
         verbose: false,
@@ -131,8 +131,8 @@ async fn list_filters_select_by_label_state_and_sandbox() {
     let dir = tempfile::tempdir().unwrap();
     let server = CriSimServer::start(&dir.path().join("cri.sock")).unwrap();
     let mut client = connect_cri(server.socket()).await.unwrap();
-    let (first_sandbox, first) = run_container(&mut client, "uid-1", "web").await;
-    let (_, second) = run_container(&mut client, "uid-2", "db").await;
+    let (first_sandbox, first) = Box::pin(run_container(&mut client, "uid-1", "web")).await;
+    let (_, second) = Box::pin(run_container(&mut client, "uid-2", "db")).await;
     client
         .stop_container(cri::StopContainerRequest {
             container_id: second.clone(),
@@ -154,7 +154,7 @@ async fn list_filters_select_by_label_state_and_sandbox() {
             }
         )
         .await,
-        [first.clone()]
+        std::slice::from_ref(&first)
     );
     assert_eq!(
         list(

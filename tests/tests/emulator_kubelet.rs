@@ -154,7 +154,7 @@ async fn the_emulator_registers_its_node_and_prints_its_version() {
 async fn containers_carry_the_kubelet_labels_and_the_hash_of_the_served_spec() {
     let server = server().await;
     let (node, containers) = start_node_with_pod(&server).await;
-    let served = served_containers(&server).await;
+    let spec_json = served_containers(&server).await;
 
     for (name, container) in &containers {
         assert_eq!(container.labels["io.kubernetes.pod.name"], "shop");
@@ -165,7 +165,7 @@ async fn containers_carry_the_kubelet_labels_and_the_hash_of_the_served_spec() {
             "0"
         );
         let stored = &container.annotations["io.kubernetes.container.hash"];
-        assert_eq!(stored, &hash(&served[name], OLD), "hash of {name}");
+        assert_eq!(stored, &hash(&spec_json[name], OLD), "hash of {name}");
     }
     node.stop().await;
 }

@@ -227,11 +227,14 @@ async fn wait_ready(
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let _ = node_upgrades.wait_until_ready().await;
+    tracing::debug!("node upgrade cache ready");
     let _ = plans.wait_until_ready().await;
+    tracing::debug!("plan cache ready");
     while !nodes.is_synced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!("caches synced");
 }
 
 async fn reconcile(plan: Arc<KubeletUpgrade>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -244,6 +247,7 @@ async fn pass(plan: Arc<KubeletUpgrade>, ctx: Arc<Context>) -> Result<Requeue, E
     let name = plan.name_any();
     let synced = ctx.ready.load(std::sync::atomic::Ordering::Relaxed);
     if !synced || !ctx.cache_caught_up() {
+        tracing::debug!(synced, "waiting for caches");
         return Ok(Requeue::requeue(CACHE_LAG));
     }
 

@@ -4,6 +4,7 @@
 //! selectors, evictions with `PodDisruptionBudgets`). One lock serialises all writes.
 
 mod apply;
+pub mod bench;
 mod convert;
 mod crd;
 mod defaulting;

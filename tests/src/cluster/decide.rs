@@ -1,5 +1,5 @@
 //! Pure decisions of the workload controllers: from everything listed, the writes that bring
-//! Deployments, ReplicaSets and DaemonSets to their desired pods.
+//! Deployments, `ReplicaSets` and `DaemonSets` to their desired pods.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
 
-/// The label carrying a ReplicaSet's template hash.
+/// The label carrying a `ReplicaSet`'s template hash.
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
 /// Everything a pass reads.
@@ -16,9 +16,9 @@ pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 pub struct Cluster {
     /// All Deployments.
     pub deployments: Vec<Deployment>,
-    /// All ReplicaSets.
+    /// All `ReplicaSets`.
     pub replica_sets: Vec<ReplicaSet>,
-    /// All DaemonSets.
+    /// All `DaemonSets`.
     pub daemon_sets: Vec<DaemonSet>,
     /// All Pods.
     pub pods: Vec<Pod>,
@@ -29,14 +29,14 @@ pub struct Cluster {
 /// One write a controller wants.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
-    /// Create a ReplicaSet for a Deployment's current template.
+    /// Create a `ReplicaSet` for a Deployment's current template.
     CreateReplicaSet {
         /// Namespace.
         namespace: String,
         /// The object.
         object: Value,
     },
-    /// Set a ReplicaSet's replicas.
+    /// Set a `ReplicaSet`'s replicas.
     ScaleReplicaSet {
         /// Namespace.
         namespace: String,
@@ -70,7 +70,7 @@ pub enum Write {
     },
 }
 
-/// The writes of the Deployment, ReplicaSet and DaemonSet controllers.
+/// The writes of the Deployment, `ReplicaSet` and `DaemonSet` controllers.
 #[must_use]
 pub fn plan(cluster: &Cluster) -> Vec<Write> {
     let deployments = cluster
@@ -288,7 +288,11 @@ fn plan_daemon_set(ds: &DaemonSet, cluster: &Cluster) -> Vec<Write> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+    #![allow(
+        clippy::unwrap_used,
+        clippy::panic,
+        reason = "tests fail loudly on unexpected errors"
+    )]
 
     use super::*;
 
@@ -319,14 +323,19 @@ mod tests {
     }
 
     fn template() -> Value {
-        json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}})
+        let containers = json!([{"name": "web", "image": "nginx"}]);
+        json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": containers}})
     }
 
     #[test]
     fn a_deployment_gets_a_replica_set_named_after_its_template_hash() {
         let cluster = from(json!({"deployments": [{
             "metadata": {"name": "web", "namespace": "shop", "uid": "d1"},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": template()},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": template(),
+            },
         }]}));
         let writes = plan(&cluster);
         let [Write::CreateReplicaSet { namespace, object }] = writes.as_slice() else {
@@ -347,13 +356,15 @@ mod tests {
 
     #[test]
     fn a_replica_set_replaces_a_terminating_pod() {
+        let owner =
+            json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "r1"});
         let cluster = from(json!({
             "replica_sets": [{"metadata": {"name": "web-1", "namespace": "shop", "uid": "r1"},
                               "spec": {"replicas": 2, "selector": {}, "template": template()}}],
             "pods": [
-                {"metadata": {"name": "a", "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "r1"}]}},
+                {"metadata": {"name": "a", "ownerReferences": [owner.clone()]}},
                 {"metadata": {"name": "b", "deletionTimestamp": "2026-01-01T00:00:00Z",
-                              "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "r1"}]}},
+                              "ownerReferences": [owner]}},
             ],
         }));
         let writes = plan(&cluster);
@@ -372,7 +383,10 @@ mod tests {
         let cluster = from(json!({
             "daemon_sets": [{"metadata": {"name": "agent", "namespace": "kube-system", "uid": "ds"},
                              "spec": {"selector": {}, "template": template()}}],
-            "nodes": [{"metadata": {"name": "n1"}}, {"metadata": {"name": "n2", }, "spec": {"unschedulable": true}}],
+            "nodes": [
+                {"metadata": {"name": "n1"}},
+                {"metadata": {"name": "n2"}, "spec": {"unschedulable": true}},
+            ],
         }));
         let nodes: Vec<_> = plan(&cluster)
             .into_iter()

@@ -1,7 +1,7 @@
-//! The cluster controllers a sandbox needs beside the API server: Deployments make ReplicaSets,
-//! ReplicaSets and DaemonSets make Pods, and a round-robin scheduler binds pending pods to
+//! The cluster controllers a sandbox needs beside the API server: Deployments make `ReplicaSets`,
+//! `ReplicaSets` and `DaemonSets` make Pods, and a round-robin scheduler binds pending pods to
 //! schedulable Ready nodes, so that an evicted pod comes back on another node. Minimal on
-//! purpose: no rolling-update strategy (old ReplicaSets are scaled to zero at once), no
+//! purpose: no rolling-update strategy (old `ReplicaSets` are scaled to zero at once), no
 //! affinity, no taints beyond `spec.unschedulable`.
 //!
 //! Each pass reads everything, decides per kind with a pure function, then writes; passes run on

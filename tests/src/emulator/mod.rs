@@ -201,7 +201,8 @@ pub async fn start(
     let task = tokio::spawn(async move {
         tokio::join!(serve_health, heartbeat, syncing);
     });
-    tracing::info!(node = %config.node_name, version = %config.version, healthz_port, "kubelet emulator started");
+    let (node, version) = (&config.node_name, &config.version);
+    tracing::info!(%node, %version, healthz_port, "kubelet emulator started");
     Ok(RunningEmulator { healthz_port, task })
 }
 

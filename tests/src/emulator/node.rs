@@ -125,10 +125,11 @@ pub fn node_status(
 
 fn node_info(config: &EmulatorConfig, runtime_version: &str) -> Value {
     let machine = format!("{:032x}", fnv_of(config.node_name.as_bytes()));
+    let boot = format!("{}/{}", config.node_name, std::process::id());
     json!({
         "machineID": machine,
         "systemUUID": machine,
-        "bootID": format!("{:032x}", fnv_of(format!("{}/{}", config.node_name, std::process::id()).as_bytes())),
+        "bootID": format!("{:032x}", fnv_of(boot.as_bytes())),
         "kernelVersion": "6.1.0-28-amd64",
         "osImage": "Debian GNU/Linux 12 (bookworm)",
         "containerRuntimeVersion": runtime_version,
@@ -231,7 +232,9 @@ async fn renew_lease(client: &kube::Client, node: &str, node_uid: &str) -> Resul
         "metadata": {
             "name": node,
             "namespace": LEASE_NAMESPACE,
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}],
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid},
+            ],
         },
         "spec": {
             "holderIdentity": node,

@@ -215,6 +215,9 @@ pub(crate) fn running_status(pod: &NodePod, reports: &[ContainerReport], ready: 
         json!({"type": kind, "status": if status { "True" } else { "False" },
                "lastProbeTime": null, "lastTransitionTime": now})
     };
+    let statuses = |reports: &[&ContainerReport]| -> Vec<Value> {
+        reports.iter().map(|r| container_status(r, ready)).collect()
+    };
     let (init, regular): (Vec<_>, Vec<_>) = reports
         .iter()
         .partition(|r| r.kind != ContainerKind::Regular);
@@ -232,8 +235,8 @@ pub(crate) fn running_status(pod: &NodePod, reports: &[ContainerReport], ready: 
         "podIP": "127.0.0.1",
         "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": start_time,
-        "initContainerStatuses": init.iter().map(|r| container_status(r, ready)).collect::<Vec<_>>(),
-        "containerStatuses": regular.iter().map(|r| container_status(r, ready)).collect::<Vec<_>>(),
+        "initContainerStatuses": statuses(&init),
+        "containerStatuses": statuses(&regular),
     }})
 }
 

@@ -107,7 +107,8 @@ pub(crate) async fn sync_loop(
         match Box::pin(sync.once(health.allowed())).await {
             Ok(()) => health.mark_synced(),
             Err(error) => {
-                tracing::warn!(node = %sync.config.node_name, error = %error, "failed to sync pods");
+                let node = &sync.config.node_name;
+                tracing::warn!(%node, %error, "failed to sync pods");
             }
         }
     }
@@ -281,7 +282,8 @@ impl Sync {
         restart_count: u32,
     ) -> Result<(String, u32, i64), SyncError> {
         let stored = label(&running.annotations, keys::CONTAINER_HASH);
-        tracing::info!(pod = %pod.pod, container = %spec.name, stored, computed = hash, "container hash changed: recreating");
+        let (pod_ref, name) = (&pod.pod, &spec.name);
+        tracing::info!(pod = %pod_ref, %name, stored, computed = hash, "hash changed: recreating");
         cri::kill(&self.runtime, &running.id, pod.grace_seconds.min(30)).await?;
         self.create(pod, sandbox, spec, hash, restart_count).await
     }
@@ -320,7 +322,8 @@ impl Sync {
             attempt: restart_count,
         };
         let id = cri::create_and_start(&self.runtime, &sandbox.0, &sandbox.1, container).await?;
-        tracing::info!(pod = %pod.pod, container = %spec.name, id = %id, restart_count, hash, "container started");
+        let (pod_ref, container) = (&pod.pod, &spec.name);
+        tracing::info!(pod = %pod_ref, %container, %id, restart_count, hash, "container started");
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
         Ok((id, restart_count, now))
     }
@@ -361,7 +364,8 @@ impl Sync {
             .iter()
             .filter(|s| !known.contains(label(&s.labels, keys::POD_UID)));
         for sandbox in orphans {
-            tracing::info!(sandbox = %sandbox.id, pod = label(&sandbox.labels, keys::POD_NAME), "removing orphaned sandbox");
+            let pod = label(&sandbox.labels, keys::POD_NAME);
+            tracing::info!(sandbox = %sandbox.id, pod, "removing orphaned sandbox");
             cri::remove_sandbox(&self.runtime, &sandbox.id).await?;
         }
         Ok(())

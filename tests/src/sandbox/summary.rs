@@ -115,7 +115,7 @@ pub struct Summary {
     pub node_versions: BTreeMap<String, String>,
     /// Containers running before the rollout.
     pub containers: usize,
-    /// Containers predicted `Preserved` that still run untouched.
+    /// Containers that still run untouched (same ID, same restart count).
     pub containers_preserved: usize,
     /// Containers predicted to restart (`WillRestart` or `Unknown`).
     pub restarts_predicted: usize,
@@ -196,7 +196,6 @@ pub fn summarize(
         containers: entries.len(),
         containers_preserved: entries
             .iter()
-            .filter(preserved)
             .filter(|e| !e.restarted && !e.evicted)
             .count(),
         restarts_predicted: entries.iter().filter(restarting).count(),

@@ -1,0 +1,274 @@
+//! The common case in one pass: a container as the API server serves it (every key spelled
+//! exactly as its field, at most once, in declaration order; no `null` except for pointers and
+//! slices) is encoded straight from the raw text, without a tree or decoded slots.
+//!
+//! Anything else — a case-folded or escaped key, a duplicate, a key out of order, another
+//! `null`, a type mismatch, a syntax error — makes this reader give up (`None`), and the caller
+//! takes the general path (`json` then `model`), which handles it and reports the errors. So this
+//! module decides speed only, never a result; the tests compare both paths byte for byte.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use crate::GoEscapes;
+use crate::json::{Reader, Value, decode_string, key_folds_to};
+use crate::model::{
+    encode_absent, go_int, omits_absent, quantity_from_raw, write_int, write_quantity,
+    write_resource_list,
+};
+use crate::schema::{Base, Field, Shape};
+use crate::write::write_string;
+
+/// Where each top-level field's value landed in the output (`None`: left out).
+pub(crate) type ValueSpans = Vec<Option<Range<usize>>>;
+
+/// Encodes the container `input` with `fields` into `out` (appended), or `None` to give up.
+/// The top-level field at index `blank` is read and checked but written as its zero value.
+pub(crate) fn encode_container(
+    input: &[u8],
+    fields: &[Field],
+    escapes: GoEscapes,
+    blank: Option<usize>,
+    out: &mut Vec<u8>,
+) -> Option<ValueSpans> {
+    let mut encoder = Encoder {
+        reader: Reader::new(input),
+        escapes,
+        out,
+    };
+    let mut top = TopLevel {
+        spans: vec![None; fields.len()],
+        blank,
+    };
+    encoder.reader.skip_space();
+    if encoder.reader.peek() != Some(b'{') {
+        return None;
+    }
+    encoder.object(fields, Some(&mut top))?;
+    encoder.reader.skip_space();
+    encoder.reader.at_end().then_some(top.spans)
+}
+
+/// What the top-level object records and overrides.
+struct TopLevel {
+    spans: ValueSpans,
+    blank: Option<usize>,
+}
+
+struct Encoder<'a, 'o> {
+    reader: Reader<'a>,
+    escapes: GoEscapes,
+    out: &'o mut Vec<u8>,
+}
+
+/// Whether a written value is empty in Go's sense (what `omitempty` drops).
+type Empty = bool;
+
+impl<'a> Encoder<'a, '_> {
+    /// An object of `fields`, the reader at its `{`.
+    fn object(&mut self, fields: &[Field], mut top: Option<&mut TopLevel>) -> Option<()> {
+        self.reader.enter().ok()?;
+        self.out.push(b'{');
+        let mut next = 0;
+        let mut first = true;
+        self.reader.skip_space();
+        let mut done = self.reader.eat(b'}');
+        while !done {
+            self.reader.skip_space();
+            let key = self.key()?;
+            match field_for(fields, key, next)? {
+                Some(index) => {
+                    self.absent(&fields[next..index], &mut first);
+                    let span = self.member(&fields[index], &mut first, top.as_deref(), index)?;
+                    if let Some(top) = top.as_deref_mut() {
+                        top.spans[index] = span;
+                    }
+                    next = index + 1;
+                }
+                None => drop(self.reader.value().ok()?),
+            }
+            self.reader.skip_space();
+            done = self.reader.end_of_list(b'}').ok()?;
+        }
+        self.absent(&fields[next..], &mut first);
+        self.out.push(b'}');
+        self.reader.leave();
+        Some(())
+    }
+
+    /// A member's key and the `:` after it.
+    fn key(&mut self) -> Option<&'a [u8]> {
+        if self.reader.peek() != Some(b'"') {
+            return None;
+        }
+        let key = self.reader.string().ok()?;
+        self.reader.skip_space();
+        self.reader.expect(b':', "").ok()?;
+        self.reader.skip_space();
+        Some(key)
+    }
+
+    /// Writes the fields the input left out, as Go writes their zero values.
+    fn absent(&mut self, fields: &[Field], first: &mut bool) {
+        for field in fields.iter().filter(|f| !omits_absent(f)) {
+            self.field_name(field, first);
+            encode_absent(field, self.escapes, self.out);
+        }
+    }
+
+    fn field_name(&mut self, field: &Field, first: &mut bool) {
+        if !*first {
+            self.out.push(b',');
+        }
+        *first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(field.name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// One present field; returns where its value was written, `None` when it was left out.
+    fn member(
+        &mut self,
+        field: &Field,
+        first: &mut bool,
+        top: Option<&TopLevel>,
+        index: usize,
+    ) -> Option<Option<Range<usize>>> {
+        let (mark, was_first) = (self.out.len(), *first);
+        self.field_name(field, first);
+        let start = self.out.len();
+        let mut empty = self.value(field)?;
+        if top.is_some_and(|t| t.blank == Some(index)) {
+            self.out.truncate(start);
+            encode_absent(field, self.escapes, self.out);
+            empty = omits_absent(field);
+        }
+        if field.omitempty && empty {
+            self.out.truncate(mark);
+            *first = was_first;
+            return Some(None);
+        }
+        Some(Some(start..self.out.len()))
+    }
+
+    fn value(&mut self, field: &Field) -> Option<Empty> {
+        let null = self.reader.peek() == Some(b'n');
+        match field.shape {
+            Shape::Pointer | Shape::Slice if null => {
+                self.reader.literal(b"null", Value::Null).ok()?;
+                self.out.extend_from_slice(b"null");
+                Some(true)
+            }
+            Shape::Value => self.base(field),
+            Shape::Pointer => self.base(field).map(|_| false),
+            Shape::Slice => self.array(field),
+        }
+    }
+
+    /// A slice of `field`'s base, the reader at its `[`.
+    fn array(&mut self, field: &Field) -> Option<Empty> {
+        if self.reader.peek() != Some(b'[') {
+            return None;
+        }
+        self.reader.enter().ok()?;
+        self.out.push(b'[');
+        self.reader.skip_space();
+        let mut done = self.reader.eat(b']');
+        let empty = done;
+        while !done {
+            self.reader.skip_space();
+            self.base(field)?;
+            self.reader.skip_space();
+            done = self.reader.end_of_list(b']').ok()?;
+            if !done {
+                self.out.push(b',');
+            }
+        }
+        self.out.push(b']');
+        self.reader.leave();
+        Some(empty)
+    }
+
+    /// One value of `field`'s base type (never `null`: Go keeps the old value then).
+    fn base(&mut self, field: &Field) -> Option<Empty> {
+        let next = self.reader.peek()?;
+        let number = next == b'-' || next.is_ascii_digit();
+        match field.base {
+            Base::String if next == b'"' => self.string(),
+            Base::Int32 if number => self.int(32),
+            Base::Int64 if number => self.int(64),
+            Base::Bool if matches!(next, b't' | b'f') => self.bool(next == b't'),
+            Base::Quantity if next == b'"' || number => self.quantity(number).map(|()| false),
+            Base::IntOrString if next == b'"' => self.string().map(|_| false),
+            Base::IntOrString if number => self.int(32).map(|_| false),
+            Base::ResourceList if next == b'{' => self.resource_list(),
+            Base::Struct if next == b'{' => self.object(&field.children, None).map(|()| false),
+            _ => None,
+        }
+    }
+
+    fn string(&mut self) -> Option<Empty> {
+        let text = decode_string(self.reader.string().ok()?);
+        write_string(self.out, &text, self.escapes);
+        Some(text.is_empty())
+    }
+
+    fn int(&mut self, bits: u32) -> Option<Empty> {
+        let n = go_int(self.reader.number().ok()?, bits).ok()?;
+        write_int(self.out, n);
+        Some(n == 0)
+    }
+
+    fn bool(&mut self, value: bool) -> Option<Empty> {
+        let word: &[u8] = if value { b"true" } else { b"false" };
+        self.reader.literal(word, Value::Bool(value)).ok()?;
+        self.out.extend_from_slice(word);
+        Some(!value)
+    }
+
+    fn quantity(&mut self, number: bool) -> Option<()> {
+        let raw = if number {
+            self.reader.number()
+        } else {
+            self.reader.string()
+        };
+        write_quantity(self.out, &quantity_from_raw(raw.ok()?).ok()?);
+        Some(())
+    }
+
+    /// A `v1.ResourceList`, the reader at its `{`: entries merge, the last of a key wins.
+    fn resource_list(&mut self) -> Option<Empty> {
+        self.reader.enter().ok()?;
+        let mut map = BTreeMap::new();
+        self.reader.skip_space();
+        let mut done = self.reader.eat(b'}');
+        while !done {
+            self.reader.skip_space();
+            let key = decode_string(self.key()?);
+            let next = self.reader.peek()?;
+            let raw = match next {
+                b'"' => self.reader.string(),
+                b'-' | b'0'..=b'9' => self.reader.number(),
+                _ => return None,
+            };
+            map.insert(key, quantity_from_raw(raw.ok()?).ok()?);
+            self.reader.skip_space();
+            done = self.reader.end_of_list(b'}').ok()?;
+        }
+        self.reader.leave();
+        write_resource_list(self.out, &map, self.escapes);
+        Some(map.is_empty())
+    }
+}
+
+/// The field a key names exactly at or after `next` (`Some(None)`: a key no field takes), or
+/// `None` to give up: a duplicate, a key out of order, or one Go would match case-insensitively.
+fn field_for(fields: &[Field], key: &[u8], next: usize) -> Option<Option<usize>> {
+    let later = fields[next..].iter().position(|f| f.name.as_bytes() == key);
+    if let Some(offset) = later {
+        return Some(Some(next + offset));
+    }
+    let key = decode_string(key);
+    let taken = fields.iter().any(|f| key_folds_to(&key, &f.name));
+    (!taken).then_some(None)
+}

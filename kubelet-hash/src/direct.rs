@@ -1,9 +1,10 @@
 //! The common case in one pass: a container as the API server serves it (every key spelled
 //! exactly as its field, at most once, in declaration order; no `null` except for pointers and
-//! slices) is encoded straight from the raw text, without a tree or decoded slots.
+//! slices) is encoded straight from the raw text, without a tree or decoded slots. An object
+//! whose keys come in another order (hand-written YAML) is read twice: once for the order.
 //!
-//! Anything else — a case-folded or escaped key, a duplicate, a key out of order, another
-//! `null`, a type mismatch, a syntax error — makes this reader give up (`None`), and the caller
+//! Anything else — a case-folded or escaped key, a duplicate, another `null`, a type
+//! mismatch, a syntax error — makes this reader give up (`None`), and the caller
 //! takes the general path (`json` then `model`), which handles it and reports the errors. So this
 //! module decides speed only, never a result; the tests compare both paths byte for byte.
 
@@ -65,24 +66,39 @@ struct Encoder<'a, 'o> {
 type Empty = bool;
 
 impl<'a> Encoder<'a, '_> {
-    /// An object of `fields`, the reader at its `{`.
+    /// An object of `fields`, the reader at its `{`: in one pass when its keys come in
+    /// declaration order, else read once for the order and again for the values.
     fn object(&mut self, fields: &[Field], mut top: Option<&mut TopLevel>) -> Option<()> {
+        let (pos, len) = (self.reader.pos(), self.out.len());
+        if self.in_order(fields, top.as_deref_mut())? {
+            return Some(());
+        }
+        self.reader.seek(pos);
+        self.out.truncate(len);
+        if let Some(top) = top.as_deref_mut() {
+            top.spans.fill(None);
+        }
+        self.reordered(fields, top)
+    }
+
+    /// The one-pass case; `Some(false)` (nothing consumed for good) at a key out of order.
+    fn in_order(&mut self, fields: &[Field], mut top: Option<&mut TopLevel>) -> Option<bool> {
         self.reader.enter().ok()?;
         self.out.push(b'{');
-        let mut next = 0;
-        let mut first = true;
+        let (mut next, mut first) = (0, true);
         self.reader.skip_space();
         let mut done = self.reader.eat(b'}');
         while !done {
             self.reader.skip_space();
             let key = self.key()?;
             match field_for(fields, key, next)? {
+                Some(index) if index < next => {
+                    self.reader.leave();
+                    return Some(false);
+                }
                 Some(index) => {
                     self.absent(&fields[next..index], &mut first);
-                    let span = self.member(&fields[index], &mut first, top.as_deref(), index)?;
-                    if let Some(top) = top.as_deref_mut() {
-                        top.spans[index] = span;
-                    }
+                    self.present(fields, index, &mut first, top.as_deref_mut())?;
                     next = index + 1;
                 }
                 None => drop(self.reader.value().ok()?),
@@ -90,9 +106,69 @@ impl<'a> Encoder<'a, '_> {
             self.reader.skip_space();
             done = self.reader.end_of_list(b'}').ok()?;
         }
-        self.absent(&fields[next..], &mut first);
+        self.close(&fields[next..], first);
+        Some(true)
+    }
+
+    /// Keys out of declaration order: note where each value is, then write them in order.
+    fn reordered(&mut self, fields: &[Field], mut top: Option<&mut TopLevel>) -> Option<()> {
+        self.reader.enter().ok()?;
+        let members = self.member_positions(fields)?;
+        let end = self.reader.pos();
+        self.out.push(b'{');
+        let (mut next, mut first) = (0, true);
+        for (index, pos) in members {
+            self.absent(&fields[next..index], &mut first);
+            self.reader.seek(pos);
+            self.present(fields, index, &mut first, top.as_deref_mut())?;
+            next = index + 1;
+        }
+        self.reader.seek(end);
+        self.close(&fields[next..], first);
+        Some(())
+    }
+
+    /// Each known member's field index and value position, in field order, the reader past
+    /// the object's `}`; `None` on a duplicate (Go merges those).
+    fn member_positions(&mut self, fields: &[Field]) -> Option<Vec<(usize, usize)>> {
+        let mut members = Vec::new();
+        self.reader.skip_space();
+        let mut done = self.reader.eat(b'}');
+        while !done {
+            self.reader.skip_space();
+            let key = self.key()?;
+            if let Some(index) = field_for(fields, key, 0)? {
+                members.push((index, self.reader.pos()));
+            }
+            drop(self.reader.value().ok()?);
+            self.reader.skip_space();
+            done = self.reader.end_of_list(b'}').ok()?;
+        }
+        members.sort_unstable();
+        let unique = members.windows(2).all(|pair| pair[0].0 != pair[1].0);
+        unique.then_some(members)
+    }
+
+    /// Writes the fields after the last present one and closes the object.
+    fn close(&mut self, rest: &[Field], mut first: bool) {
+        self.absent(rest, &mut first);
         self.out.push(b'}');
         self.reader.leave();
+    }
+
+    /// A present field, recording where a top-level value landed.
+    fn present(
+        &mut self,
+        fields: &[Field],
+        index: usize,
+        first: &mut bool,
+        top: Option<&mut TopLevel>,
+    ) -> Option<()> {
+        let blank = top.as_ref().is_some_and(|t| t.blank == Some(index));
+        let span = self.member(&fields[index], first, blank)?;
+        if let Some(top) = top {
+            top.spans[index] = span;
+        }
         Some(())
     }
 
@@ -131,14 +207,13 @@ impl<'a> Encoder<'a, '_> {
         &mut self,
         field: &Field,
         first: &mut bool,
-        top: Option<&TopLevel>,
-        index: usize,
+        blank: bool,
     ) -> Option<Option<Range<usize>>> {
         let (mark, was_first) = (self.out.len(), *first);
         self.field_name(field, first);
         let start = self.out.len();
         let mut empty = self.value(field)?;
-        if top.is_some_and(|t| t.blank == Some(index)) {
+        if blank {
             self.out.truncate(start);
             encode_absent(field, self.escapes, self.out);
             empty = omits_absent(field);
@@ -216,7 +291,7 @@ impl<'a> Encoder<'a, '_> {
     fn int(&mut self, bits: u32) -> Option<Empty> {
         let n = go_int(self.reader.number().ok()?, bits).ok()?;
         write_int(self.out, n);
-        Some(n == 0)
+        Some(false)
     }
 
     fn bool(&mut self, value: bool) -> Option<Empty> {
@@ -261,14 +336,18 @@ impl<'a> Encoder<'a, '_> {
     }
 }
 
-/// The field a key names exactly at or after `next` (`Some(None)`: a key no field takes), or
-/// `None` to give up: a duplicate, a key out of order, or one Go would match case-insensitively.
+/// The field a key names exactly, searched from `next` on (`Some(None)`: a key no field takes),
+/// or `None` to give up on a key that Go would match case-insensitively.
 fn field_for(fields: &[Field], key: &[u8], next: usize) -> Option<Option<usize>> {
-    let later = fields[next..].iter().position(|f| f.name.as_bytes() == key);
-    if let Some(offset) = later {
-        return Some(Some(next + offset));
+    let exact = |f: &Field| f.name.as_bytes() == key;
+    let later = fields[next..].iter().position(exact).map(|i| next + i);
+    if let Some(index) = later.or_else(|| fields[..next].iter().position(exact)) {
+        return Some(Some(index));
     }
     let key = decode_string(key);
     let taken = fields.iter().any(|f| key_folds_to(&key, &f.name));
     (!taken).then_some(None)
 }
+
+#[cfg(test)]
+mod tests;

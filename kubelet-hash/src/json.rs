@@ -104,6 +104,15 @@ impl<'a> Reader<'a> {
         self.pos == self.input.len()
     }
 
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Moves to `pos`, a position this reader has already passed.
+    pub(crate) fn seek(&mut self, pos: usize) {
+        self.pos = pos;
+    }
+
     /// Consumes `byte` if it is next.
     pub(crate) fn eat(&mut self, byte: u8) -> bool {
         let found = self.peek() == Some(byte);

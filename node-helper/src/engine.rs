@@ -1,7 +1,7 @@
-//! Execute: drives one `NodeUpgrade` attempt through its steps — snapshot, stage, install, restart,
-//! verify, and on failure restore, restart, re-verify — recording each completed step in the
-//! journal before the next begins. Started again after a crash, it resumes at the step after the
-//! last recorded one; every step is idempotent, so a step cut short is simply run again.
+//! Execute: drives one `NodeUpgrade` attempt through its steps — snapshot, stage, install,
+//! restart, verify, and on failure restore, restart, re-verify — recording each completed step in
+//! the journal before the next begins. Started again after a crash, it resumes at the step after
+//! the last recorded one; every step is idempotent, so a step cut short is simply run again.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -301,7 +301,8 @@ impl Engine {
                     });
                 }
                 Err(failure) => {
-                    tracing::warn!(step = ?done, reason = failure.reason, message = %failure.message, "step failed");
+                    let (reason, message) = (failure.reason, &failure.message);
+                    tracing::warn!(step = ?done, reason, %message, "step failed");
                     self.fail(&mut journal, failure).await;
                 }
             }

@@ -1,9 +1,9 @@
 //! The node-local journal of one `NodeUpgrade` attempt: which step of Execute is done, and what the
 //! later steps and a rollback need to know (versions, digests, backup path, failure).
 //!
-//! One file per `NodeUpgrade` UID and attempt (`<state-dir>/journal/<uid>-<attempt>.json`), so an old
-//! failure never swallows a retry. Written atomically after every step, so a helper killed at any
-//! instant finds the last completed step when it starts again and resumes from there.
+//! One file per `NodeUpgrade` UID and attempt (`<state-dir>/journal/<uid>-<attempt>.json`), so an
+//! old failure never swallows a retry. Written atomically after every step, so a helper killed at
+//! any instant finds the last completed step when it starts again and resumes from there.
 
 use std::path::{Path, PathBuf};
 

@@ -22,11 +22,16 @@ pub fn standin_kubelet(version: &str, healthy: bool) -> Vec<u8> {
     } else {
         "exec busybox sleep 100000"
     };
-    format!(
-        "#!/bin/sh\n# kubelift stand-in kubelet {version}\nif [ \"${{1:-}}\" = \"--version\" ]; then\n  \
-         echo \"Kubernetes {version}\"\n  exit 0\nfi\n{serve}\n"
-    )
-    .into_bytes()
+    let script = [
+        "#!/bin/sh".to_owned(),
+        format!("# kubelift stand-in kubelet {version}"),
+        "if [ \"${1:-}\" = \"--version\" ]; then".to_owned(),
+        format!("  echo \"Kubernetes {version}\""),
+        "  exit 0".to_owned(),
+        "fi".to_owned(),
+        serve.to_owned(),
+    ];
+    format!("{}\n", script.join("\n")).into_bytes()
 }
 
 /// The lowercase hex sha256 of `bytes`.

@@ -2,7 +2,8 @@
 //! only its own node's `NodeUpgrade`s, prepares and executes through the Prepare/Execute
 //! handshake, reports every phase by server-side apply, holds its finalizer while executing and
 //! releases it at the end, serves `/healthz` and `/metrics`, and every (verb, resource) it sent —
-//! taken from the API server's request log by its User-Agent — is granted by `manifests/rbac.yaml`.
+//! taken from the API server's request log by its User-Agent — is granted by
+//! `manifests/rbac.yaml`.
 //! Also: every argument in `manifests/node-helper.yaml` parses with the agent's command line.
 
 #![allow(
@@ -65,9 +66,9 @@ async fn set_node_version(client: &kube::Client, name: &str, version: &str) {
     let nodes: Api<Node> = Api::all(client.clone());
     let status = json!({ "status": {
         "nodeInfo": {
-            "kubeletVersion": version, "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "",
-            "kernelVersion": "", "kubeProxyVersion": "", "machineID": "", "operatingSystem": "linux",
-            "osImage": "", "systemUUID": "",
+            "kubeletVersion": version, "architecture": "amd64", "bootID": "",
+            "containerRuntimeVersion": "", "kernelVersion": "", "kubeProxyVersion": "",
+            "machineID": "", "operatingSystem": "linux", "osImage": "", "systemUUID": "",
         },
         "conditions": [{ "type": "Ready", "status": "True" }],
     }});

@@ -142,8 +142,9 @@ impl ApiWriter {
         action: &'static str,
     ) -> Result<NodeUpgrade, ApiError> {
         let name = upgrade.name_any();
+        let version = upgrade.resource_version();
         let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-            { "op": "test", "path": "/metadata/resourceVersion", "value": upgrade.resource_version() },
+            { "op": "test", "path": "/metadata/resourceVersion", "value": version },
             { "op": "add", "path": "/metadata/finalizers", "value": finalizers },
         ]))
         .map_err(|e| write(action, &name)(kube::Error::SerdeError(e)))?;

@@ -150,8 +150,8 @@ impl Agent {
         })
     }
 
-    /// Finishes attempts whose `NodeUpgrade` is gone (or replaced): an unfinished install is
-    /// rolled back.
+    /// Finishes attempts whose `NodeUpgrade` is gone, replaced, or moved on to another attempt:
+    /// an unfinished install is rolled back.
     async fn resume_orphans(&self) -> Result<(), AgentError> {
         for journal in self.engine.store().all()? {
             if journal.step.is_terminal() {
@@ -164,12 +164,18 @@ impl Agent {
                 .await
                 .ok()
                 .flatten();
-            if current.is_some_and(|u| u.uid().as_deref() == Some(journal.uid.as_str())) {
+            let same_attempt = |u: &NodeUpgrade| {
+                u.uid().as_deref() == Some(journal.uid.as_str())
+                    && u32::try_from(u.spec.attempt).ok() == Some(journal.attempt)
+            };
+            if current.as_ref().is_some_and(same_attempt) {
                 continue;
             }
-            tracing::warn!(name = %journal.name, step = ?journal.step, "finishing an orphaned attempt");
+            let (name, step) = (&journal.name, journal.step);
+            tracing::warn!(%name, ?step, "finishing an orphaned attempt");
             if let Err(error) = self.engine.abandon(journal).await {
-                tracing::error!(error = %error_chain(&error), "failed to finish an orphaned attempt");
+                let error = error_chain(&error);
+                tracing::error!(%error, "failed to finish an orphaned attempt");
             }
         }
         Ok(())

@@ -207,8 +207,7 @@ pub async fn run(
     .owns_stream(node_upgrades)
     .reconcile_all_on(node_changes)
     .with_config(ControllerConfig::default().concurrency(1));
-    let plans = controller.store();
-    tokio::spawn(wait_ready(store, nodes, plans, ready));
+    tokio::spawn(wait_ready(store, nodes, ready));
     controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -220,16 +219,15 @@ pub async fn run(
         .await;
 }
 
+/// Readiness: the NodeUpgrade and Node caches hold a full list (the controller itself waits for
+/// its plan cache before the first reconcile).
 async fn wait_ready(
     node_upgrades: Store<NodeUpgrade>,
     nodes: NodeCache,
-    plans: Store<KubeletUpgrade>,
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let _ = node_upgrades.wait_until_ready().await;
     tracing::debug!("node upgrade cache ready");
-    let _ = plans.wait_until_ready().await;
-    tracing::debug!("plan cache ready");
     while !nodes.is_synced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::status::ApiError;
+
 /// Drops fields the schema does not know and fills in defaults, below the root's metadata.
 pub fn prune_and_default(object: &mut Value, schema: &Value) {
     let Some(map) = object.as_object_mut() else {
@@ -95,4 +97,18 @@ pub fn establish(crd: &mut Value, now: &str) {
             condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
         ],
     });
+}
+
+/// Evaluates the schema's `x-kubernetes-validations` CEL rules (with transition rules against
+/// the old object); any failure rejects the write as 422 Invalid.
+pub fn validate_cel(schema: &Value, object: &Value, old: Option<&Value>) -> Result<(), ApiError> {
+    let Err(errors) = kube_cel::validate(schema, object, old) else {
+        return Ok(());
+    };
+    let messages: Vec<String> = errors
+        .as_slice()
+        .iter()
+        .map(|e| format!("{}: Invalid value: {}", e.field_path, e.message))
+        .collect();
+    Err(ApiError::invalid(messages.join(", ")))
 }

@@ -163,7 +163,8 @@ impl ApiServer {
             .await
             .map_err(ApiServerError::Bind)?;
         let address = listener.local_addr().map_err(ApiServerError::Address)?;
-        let state = State::new(config.history_limit, server_minor(&config.server_version));
+        let mut state = State::new(config.history_limit, server_minor(&config.server_version));
+        state.enforce_cel = config.enforce_cel;
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             config,

@@ -27,6 +27,8 @@ pub struct State {
     pub server_minor: u32,
     /// Object uids whose dependents the garbage collector must visit.
     pub pending_cascade: Vec<String>,
+    /// Whether CRD CEL validation rules are enforced.
+    pub enforce_cel: bool,
 }
 
 /// How one write is made.
@@ -91,6 +93,7 @@ impl State {
             registry: Registry::default(),
             server_minor,
             pending_cascade: Vec::new(),
+            enforce_cel: false,
         };
         for name in [
             "default",
@@ -147,7 +150,7 @@ impl State {
             return Err(ApiError::already_exists(&info.qualified(), &key.1));
         }
         stamp_new(info, &mut object);
-        self.admit(info, &mut object)?;
+        self.admit(info, None, &mut object)?;
         if !applied {
             let (stamp, api_version) = (now(), info.api_version());
             apply::record_update(
@@ -302,7 +305,7 @@ impl State {
         isolate(info, &options.subresource, old, &mut object);
         carry_system_metadata(info, old, &mut object);
         check_finalizers(old, &object)?;
-        self.admit(info, &mut object)?;
+        self.admit(info, Some(old), &mut object)?;
         bump_generation(info, old, &mut object);
         if !applied {
             let (stamp, api_version) = (now(), info.api_version());
@@ -327,9 +330,17 @@ impl State {
     }
 
     /// Defaulting, pruning and schema-driven changes for a written object.
-    fn admit(&mut self, info: &ResourceInfo, object: &mut Value) -> Result<(), ApiError> {
+    fn admit(
+        &mut self,
+        info: &ResourceInfo,
+        old: Option<&Value>,
+        object: &mut Value,
+    ) -> Result<(), ApiError> {
         if let Some(schema) = &info.schema {
             crd::prune_and_default(object, schema);
+            if self.enforce_cel {
+                crd::validate_cel(schema, object, old)?;
+            }
         } else if !info.custom {
             defaulting::apply(&info.kind, object, self.server_minor);
         }

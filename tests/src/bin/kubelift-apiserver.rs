@@ -60,7 +60,16 @@ async fn main() -> Result<(), Error> {
         server.write_kubeconfig(path).map_err(Error::Kubeconfig)?;
     }
     println!("{}", server.url());
-    tokio::signal::ctrl_c().await.map_err(Error::Signal)?;
+    interrupted().await.map_err(Error::Signal)?;
     server.shutdown().await?;
     Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn interrupted() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        interrupt = tokio::signal::ctrl_c() => interrupt,
+        _ = terminate.recv() => Ok(()),
+    }
 }

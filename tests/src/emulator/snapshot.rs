@@ -31,7 +31,11 @@ pub fn snapshot_container_ids(path: &Path) -> BTreeSet<String> {
 }
 
 fn listed_ids(text: &str) -> Option<BTreeSet<String>> {
-    let envelope: Envelope<'_> = serde_json::from_str(text).ok()?;
+    let Ok(envelope) = serde_json::from_str::<Envelope<'_>>(text) else {
+        return serde_json::from_str(text)
+            .ok()
+            .map(|body: Value| ids_in(&body));
+    };
     let body = match (envelope.body, envelope.sha256) {
         (Some(body), Some(recorded)) => {
             let actual = hex::encode(Sha256::digest(body.get().as_bytes()));

@@ -1,0 +1,210 @@
+//! End-to-end failures through the sandbox library: a target kubelet that never becomes healthy,
+//! a wrong sha256, the operator killed mid-rollout, and a helper killed during Install.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
+
+mod e2e_support;
+
+use std::collections::BTreeMap;
+
+use e2e_support::{chain, config, kubelet_bytes, run, start, wait_node_upgrade};
+use kube::Api;
+use kubelift_crds::{KubeletUpgrade, NodePhase, NodeUpgrade, Stage};
+use kubelift_testbed::sandbox::summary::Summary;
+use kubelift_testbed::sandbox::{PLAN, Sandbox};
+
+async fn finish(sandbox: &Sandbox, before: &[kubelift_testbed::sandbox::PodRecord]) -> Summary {
+    let started = tokio::time::Instant::now();
+    match sandbox.finish(before, started).await {
+        Ok(summary) => summary,
+        Err(error) => panic!("the rollout ends: {}", chain(&error)),
+    }
+}
+
+fn phase(upgrade: &NodeUpgrade) -> Option<NodePhase> {
+    upgrade.status.as_ref().and_then(|s| s.phase)
+}
+
+/// `kubectl get ku -o wide` against the sandbox, with its own HOME (discovery cache).
+fn kubectl_get_ku(sandbox: &Sandbox) -> Option<String> {
+    if !std::path::Path::new("/usr/bin/kubectl").exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "kubectl is required in CI"
+        );
+        eprintln!("skipping the kubectl check: kubectl is not installed");
+        return None;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(sandbox.kubeconfig())
+        .args(["get", "ku", "-o", "wide"])
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn a_kubelet_that_never_becomes_healthy_is_rolled_back_and_halts_the_plan() {
+    run(async {
+        let mut config = config(3);
+        config.never_healthy_node = Some(1);
+        let mut sandbox = start(config).await;
+        let original = kubelet_bytes(&mut sandbox, 1);
+        let untouched = kubelet_bytes(&mut sandbox, 2);
+
+        let summary = sandbox.run_rollout().await.unwrap();
+
+        assert!(!summary.success(), "{summary:#?}");
+        assert!(summary.phase.starts_with("Halted"), "{summary:#?}");
+        let upgrades = Api::<NodeUpgrade>::all(sandbox.client());
+        let failed = upgrades.get(&format!("{PLAN}-node-02")).await.unwrap();
+        assert_eq!(phase(&failed), Some(NodePhase::RolledBack), "{failed:#?}");
+        assert_eq!(
+            kubelet_bytes(&mut sandbox, 1),
+            original,
+            "the original bytes are back"
+        );
+        assert_eq!(
+            kubelet_bytes(&mut sandbox, 2),
+            untouched,
+            "the plan halted before node-03"
+        );
+        assert_eq!(summary.node_versions["node-02"], "v1.31.4");
+        assert_eq!(summary.unexpected_restarts, 0);
+        if let Some(table) = kubectl_get_ku(&sandbox) {
+            assert!(table.contains("Halted"), "{table}");
+            assert!(
+                table.contains("node-02"),
+                "the message names the node: {table}"
+            );
+        }
+        sandbox.stop().await;
+    });
+}
+
+#[test]
+fn a_wrong_sha256_touches_no_node_and_sets_degraded() {
+    run(async {
+        let mut config = config(3);
+        config.wrong_sha256 = true;
+        let mut sandbox = start(config).await;
+        let originals: Vec<Vec<u8>> = (0..3).map(|i| kubelet_bytes(&mut sandbox, i)).collect();
+
+        let summary = sandbox.run_rollout().await.unwrap();
+
+        assert!(!summary.success(), "{summary:#?}");
+        assert_eq!(summary.nodes_upgraded, 0);
+        for (index, original) in originals.iter().enumerate() {
+            assert_eq!(
+                &kubelet_bytes(&mut sandbox, index),
+                original,
+                "node {index} untouched"
+            );
+        }
+        let plan = Api::<KubeletUpgrade>::all(sandbox.client())
+            .get(PLAN)
+            .await
+            .unwrap();
+        let conditions = plan.status.unwrap().conditions;
+        let degraded = conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded")
+            .expect("Degraded");
+        assert_eq!(degraded.status, "True", "{degraded:?}");
+        assert!(degraded.message.contains("sha256"), "{degraded:?}");
+        sandbox.stop().await;
+    });
+}
+
+/// How many times each node's supervisor started a kubelet.
+async fn kubelet_starts(sandbox: &mut Sandbox) -> BTreeMap<String, u64> {
+    let mut starts = BTreeMap::new();
+    for node in sandbox.nodes_mut() {
+        let socket = node.supervisor_socket();
+        let report = kubelift_testbed::supervisor::control(&socket, "status")
+            .await
+            .unwrap();
+        starts.insert(node.name.clone(), report.starts);
+    }
+    starts
+}
+
+#[test]
+fn an_operator_killed_mid_rollout_completes_without_upgrading_a_node_twice() {
+    run(async {
+        let mut sandbox = start(config(3)).await;
+        let before = sandbox.record().await.unwrap();
+        sandbox.apply_plan().await.unwrap();
+        wait_node_upgrade(&sandbox.client(), |u| {
+            u.spec.node_name == "node-02" && u.spec.stage == Stage::Execute
+        })
+        .await;
+
+        sandbox.operator().unwrap().kill().await;
+        sandbox.start_operator().unwrap();
+        let summary = finish(&sandbox, &before).await;
+
+        assert!(summary.success(), "{summary:#?}");
+        assert_eq!(summary.nodes_upgraded, 3);
+        let creates: Vec<String> = sandbox
+            .server()
+            .requests()
+            .into_iter()
+            .filter(|r| r.resource == "nodeupgrades" && r.verb == "create" && r.code < 300)
+            .filter_map(|r| r.name.or(Some("?".into())))
+            .collect();
+        assert_eq!(
+            creates.len(),
+            3,
+            "each NodeUpgrade created once: {creates:?}"
+        );
+        let starts = kubelet_starts(&mut sandbox).await;
+        assert!(
+            starts.values().all(|n| *n == 2),
+            "one kubelet restart per node: {starts:?}"
+        );
+        sandbox.stop().await;
+    });
+}
+
+#[test]
+fn a_helper_killed_during_install_converges() {
+    run(async {
+        let mut sandbox = start(config(2)).await;
+        let before = sandbox.record().await.unwrap();
+        sandbox.apply_plan().await.unwrap();
+        wait_node_upgrade(&sandbox.client(), |u| {
+            u.spec.node_name == "node-01" && phase(u) == Some(NodePhase::Installing)
+        })
+        .await;
+
+        sandbox.nodes_mut()[0].helper().unwrap().kill().await;
+        let bins = sandbox.config().bins.clone();
+        let kubeconfig = sandbox.kubeconfig().to_owned();
+        sandbox.nodes_mut()[0]
+            .start_helper(&bins, &kubeconfig)
+            .unwrap();
+        let summary = finish(&sandbox, &before).await;
+
+        assert!(summary.success(), "{summary:#?}");
+        assert_eq!(summary.nodes_upgraded, 2);
+        assert_eq!(summary.node_versions["node-01"], "v1.32.1");
+        let target = std::fs::read(sandbox.dir().join("kubelets/kubelet-v1.32.1")).unwrap();
+        assert_eq!(kubelet_bytes(&mut sandbox, 0), target);
+        assert_eq!(summary.restarts_observed, 0);
+        sandbox.stop().await;
+    });
+}

@@ -291,7 +291,7 @@ impl<'a> Encoder<'a, '_> {
     fn int(&mut self, bits: u32) -> Option<Empty> {
         let n = go_int(self.reader.number().ok()?, bits).ok()?;
         write_int(self.out, n);
-        Some(false)
+        Some(n == 0)
     }
 
     fn bool(&mut self, value: bool) -> Option<Empty> {

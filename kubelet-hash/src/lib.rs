@@ -14,6 +14,7 @@ mod json;
 mod model;
 mod predict;
 mod quantity;
+mod rendered;
 mod schema;
 mod version;
 mod write;
@@ -141,7 +142,7 @@ pub fn hash_bytes(
     options: &HashOptions,
 ) -> Result<String, HashError> {
     let hash = match direct_bytes(container_json, kubelet, *options) {
-        Some(json) => fnv1a_of_rendered(&json),
+        Some(json) => rendered::fnv1a_of_rendered(&json),
         None => hash_node(&json::parse(container_json)?, kubelet, *options)?,
     };
     Ok(format!("{hash:x}"))
@@ -166,7 +167,7 @@ pub(crate) fn hash_node(
     kubelet: &KubeletVersion,
     options: HashOptions,
 ) -> Result<u32, HashError> {
-    Ok(fnv1a_of_rendered(&hashed_bytes(node, kubelet, options)?))
+    Ok(rendered::fnv1a_of_rendered(&hashed_bytes(node, kubelet, options)?))
 }
 
 /// The hashed JSON by the one-pass reader ([`direct`]), or `None` when the general path must
@@ -258,22 +259,6 @@ fn name_and_image(node: &json::Node<'_>, escapes: GoEscapes) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-/// 32-bit FNV-1a over the deep-hash printer's rendering of a byte slice:
-/// `([]uint8)[` then each byte in decimal, separated by spaces, then `]`.
-fn fnv1a_of_rendered(json: &[u8]) -> u32 {
-    let mut hash = Fnv1a::new();
-    hash.write(b"([]uint8)[");
-    if let Some((&first, rest)) = json.split_first() {
-        let (digits, len) = &DECIMAL[usize::from(first)];
-        hash.write(&digits[..*len]);
-        for &byte in rest {
-            hash.write_spaced(&SPACED_DECIMAL[usize::from(byte)]);
-        }
-    }
-    hash.write(b"]");
-    hash.0
-}
-
 /// Every byte value in decimal, without leading zeros.
 const DECIMAL: [([u8; 3], usize); 256] = decimal_table();
 
@@ -312,9 +297,12 @@ const fn decimal_table() -> [([u8; 3], usize); 256] {
     table
 }
 
+/// 32-bit FNV-1a, stepped one byte at a time.
 struct Fnv1a(u32);
 
 impl Fnv1a {
+    const PRIME: u32 = 0x0100_0193;
+
     fn new() -> Self {
         Fnv1a(0x811c_9dc5)
     }
@@ -326,19 +314,7 @@ impl Fnv1a {
     }
 
     fn step(&mut self, byte: u8) {
-        self.0 = (self.0 ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-    }
-
-    /// A space and one to three digits, without a loop whose length the CPU must guess.
-    fn write_spaced(&mut self, &(bytes, len): &([u8; 4], usize)) {
-        self.step(bytes[0]);
-        self.step(bytes[1]);
-        if len > 2 {
-            self.step(bytes[2]);
-        }
-        if len > 3 {
-            self.step(bytes[3]);
-        }
+        self.0 = (self.0 ^ u32::from(byte)).wrapping_mul(Self::PRIME);
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod metrics;
 pub mod planner;
+pub mod plugin;
 pub mod reasons;
 pub mod reconciler;
 pub mod server;

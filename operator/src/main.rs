@@ -1,5 +1,7 @@
 //! `kubelift-operator`: the rollout controller.
 
+use std::fmt::Write as _;
+
 use clap::Parser;
 use kubelift_operator::cli::{self, Cli, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -26,7 +28,7 @@ async fn main() -> std::process::ExitCode {
             let mut chain = error.to_string();
             let mut source = std::error::Error::source(&error);
             while let Some(cause) = source {
-                chain.push_str(&format!(": {cause}"));
+                let _ = write!(chain, ": {cause}");
                 source = cause.source();
             }
             tracing::error!(error = %chain, "kubelift-operator stopped");

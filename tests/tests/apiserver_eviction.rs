@@ -1,4 +1,4 @@
-//! Evictions against PodDisruptionBudgets: the 200/429/500 answers, budget arithmetic for
+//! Evictions against `PodDisruptionBudgets`: the 200/429/500 answers, budget arithmetic for
 //! `minAvailable` and `maxUnavailable` (int and percent) under concurrent evictions, and graceful
 //! termination that ends only when the node's kubelet (here: the test) confirms.
 #![allow(

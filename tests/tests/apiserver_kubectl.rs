@@ -1,6 +1,6 @@
 //! The real `kubectl` against the embedded API server, each test with its own `HOME`: applying
 //! the CRDs and examples, printer columns in `get` and `get -w`, nodes, cordon and uncordon,
-//! `describe node`, drain blocked by a PodDisruptionBudget and then unblocked, delete, and
+//! `describe node`, drain blocked by a `PodDisruptionBudget` and then unblocked, delete, and
 //! server-side apply. A missing kubectl skips the tests, except under `CI=true` where it fails.
 #![allow(
     clippy::unwrap_used,
@@ -40,9 +40,10 @@ impl Kubectl {
         if !binary.exists() {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "kubectl is required in CI: {binary:?} is missing"
+                "kubectl is required in CI: {} is missing",
+                binary.display()
             );
-            eprintln!("skipping: {binary:?} is missing");
+            eprintln!("skipping: {} is missing", binary.display());
             return None;
         }
         let home = tempfile::tempdir().unwrap();

@@ -18,7 +18,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 fn config_map(name: &str, data: Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name}, "data": data})).unwrap()
+    let mut map = json!({"metadata": {"name": name}});
+    map["data"] = data;
+    serde_json::from_value(map).unwrap()
 }
 
 #[tokio::test]
@@ -397,10 +399,10 @@ async fn served_pods_carry_kube_apiserver_defaults() {
     }))
     .unwrap();
 
-    let served =
-        serde_json::to_value(pods.create(&PostParams::default(), &pod).await.unwrap()).unwrap();
+    let created = pods.create(&PostParams::default(), &pod).await.unwrap();
+    let defaulted = serde_json::to_value(created).unwrap();
 
-    let spec = &served["spec"];
+    let spec = &defaulted["spec"];
     assert_eq!(spec["restartPolicy"], "Always");
     assert_eq!(spec["dnsPolicy"], "ClusterFirst");
     assert_eq!(spec["terminationGracePeriodSeconds"], 30);
@@ -424,7 +426,7 @@ async fn served_pods_carry_kube_apiserver_defaults() {
     let tagged = &spec["containers"][1];
     assert_eq!(tagged["imagePullPolicy"], "IfNotPresent");
     assert_eq!(tagged["resources"]["requests"]["cpu"], "1");
-    assert_eq!(served["status"]["phase"], "Pending");
+    assert_eq!(defaulted["status"]["phase"], "Pending");
 }
 
 #[tokio::test]

@@ -139,7 +139,9 @@ async fn the_request_log_records_rbac_verbs_resources_and_user_agents() {
     )
     .await
     .unwrap();
-    maps.delete("cm", &Default::default()).await.unwrap();
+    maps.delete("cm", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
 
     let mine: Vec<(String, String, Option<String>)> = server
         .requests()

@@ -24,7 +24,9 @@ use kubelift_testbed::apiserver::ApiServer;
 use serde_json::json;
 
 fn config_map(name: &str, labels: serde_json::Value) -> ConfigMap {
-    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap()
+    let mut map = json!({"metadata": {"name": name}});
+    map["metadata"]["labels"] = labels;
+    serde_json::from_value(map).unwrap()
 }
 
 async fn next_event(
@@ -59,7 +61,9 @@ async fn a_watch_resumes_after_its_resource_version() {
     maps.create(&PostParams::default(), &config_map("after", json!({})))
         .await
         .unwrap();
-    maps.delete("before", &Default::default()).await.unwrap();
+    maps.delete("before", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
 
     let mut stream = maps
         .watch(&WatchParams::default(), &version)
@@ -228,7 +232,9 @@ async fn reflector_recovers(server: &ApiServer, client: kube::Client, config: wa
     maps.create(&PostParams::default(), &config_map("after-drop", json!({})))
         .await
         .unwrap();
-    maps.delete("first", &Default::default()).await.unwrap();
+    maps.delete("first", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
 
     let converged = async {
         loop {
@@ -302,7 +308,7 @@ async fn wait_marked(maps: &Api<ConfigMap>, name: &str) {
             let map = maps.get_opt(name).await.unwrap();
             if map
                 .and_then(|m| m.data)
-                .is_some_and(|d| d.get("reconciled").is_some())
+                .is_some_and(|d| d.contains_key("reconciled"))
             {
                 return;
             }

@@ -248,3 +248,94 @@ async fn a_snapshot_aware_kubelet_keeps_the_containers_the_snapshot_lists() {
     assert!(restart_counts(&pod).unwrap().values().all(|n| *n == 0));
     node.stop().await;
 }
+
+/// Polls `/healthz` until something answers (the port opens after registration).
+async fn first_healthz_answer(port: u16) -> u16 {
+    let deadline = tokio::time::Instant::now() + emulator_support::PATIENCE;
+    loop {
+        if let Some(code) = emulator_support::healthz_status(port).await {
+            return code;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "healthz never answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_never_healthy_kubelet_registers_but_never_answers_ok() {
+    let server = server().await;
+    let node = Node::start(
+        &server,
+        "node-a",
+        &standin_kubelet(NEW, "--fault never-healthy"),
+    )
+    .await;
+    let nodes: Api<KubeNode> = Api::all(server.client());
+
+    let registered = wait_for(&nodes, "node-a", |n: &KubeNode| {
+        kubelet_version(n) == Some(NEW)
+    })
+    .await;
+
+    assert!(!is_ready(&registered), "the Node is not Ready");
+    assert_eq!(first_healthz_answer(node.healthz_port).await, 503);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_version_kubelet_reports_the_previous_minor() {
+    let server = server().await;
+    let node = Node::start(
+        &server,
+        "node-a",
+        &standin_kubelet(NEW, "--fault wrong-version"),
+    )
+    .await;
+    let nodes: Api<KubeNode> = Api::all(server.client());
+
+    let registered = wait_for(&nodes, "node-a", |n: &KubeNode| is_ready(n)).await;
+
+    assert_eq!(kubelet_version(&registered), Some("v1.30.2"));
+    let printed = std::process::Command::new(node.kubelet_path())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout).trim(),
+        format!("Kubernetes {NEW}")
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_kubelet_exits_and_is_started_again_by_the_supervisor() {
+    let server = server().await;
+    let node = Node::start(
+        &server,
+        "node-a",
+        &standin_kubelet(NEW, "--fault crash-on-start"),
+    )
+    .await;
+
+    let deadline = tokio::time::Instant::now() + emulator_support::PATIENCE;
+    let mut status = node.status().await;
+    while status.starts < 3 || status.last_exit.is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the kubelet never crashed twice"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = node.status().await;
+    }
+
+    assert!(status.last_exit.unwrap().contains("exit status: 1"));
+    let nodes: Api<KubeNode> = Api::all(server.client());
+    assert!(
+        nodes.get_opt("node-a").await.unwrap().is_none(),
+        "a crashing kubelet never registers"
+    );
+    node.stop().await;
+}

@@ -159,9 +159,9 @@ fn drain_timed_out(
         .first()
         .map(|p| format!("{}/{}", p.namespace, p.name));
     let pod = blocked.map(str::to_owned).or(first).unwrap_or_default();
-    let blocker = pass.slots[index].eviction_note.clone().unwrap_or_default();
+    let why = pass.slots[index].eviction_note.clone().unwrap_or_default();
     let detail = format!(
-        "evictions not done after {}s (pod {pod}); {blocker}",
+        "evictions not done after {}s (pod {pod}); {why}",
         drain.timeout_seconds
     );
 

@@ -1,4 +1,4 @@
-//! A bounded loopback load benchmark: M writers patch ConfigMaps over HTTP while N watchers
+//! A bounded loopback load benchmark: M writers patch `ConfigMap`s over HTTP while N watchers
 //! stream them; reports sustained writes per second and watch fan-out latency (from the write
 //! call to each watcher's receipt). Not a timed test: it only measures.
 
@@ -20,7 +20,7 @@ const STAMP: &str = "bench.kubelift.dev/written-at-ns";
 pub struct LoadSpec {
     /// Concurrent watch streams.
     pub watchers: usize,
-    /// Concurrent writers, each patching its own ConfigMap.
+    /// Concurrent writers, each patching its own `ConfigMap`.
     pub writers: usize,
     /// Writes per writer.
     pub writes_per_writer: usize,
@@ -41,6 +41,7 @@ pub struct LoadReport {
 
 impl LoadReport {
     /// Sustained writes per second.
+    #[must_use]
     pub fn writes_per_second(&self) -> f64 {
         let writes = u32::try_from(self.writes).unwrap_or(u32::MAX);
         f64::from(writes) / self.write_time.as_secs_f64().max(f64::EPSILON)
@@ -145,7 +146,7 @@ async fn receive(
     start: Arc<Instant>,
 ) -> Vec<Duration> {
     let mut latencies = Vec::with_capacity(expected);
-    let deadline = tokio::time::sleep(Duration::from_secs(600));
+    let deadline = tokio::time::sleep(Duration::from_mins(10));
     tokio::pin!(deadline);
     while latencies.len() < expected {
         let event = tokio::select! {

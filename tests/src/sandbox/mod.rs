@@ -251,6 +251,7 @@ pub struct Sandbox {
     controllers: Option<ClusterControllers>,
     nodes: Vec<SandboxNode>,
     operator: Option<Process>,
+    operator_port: u16,
     objects: Vec<Value>,
 }
 
@@ -287,6 +288,7 @@ impl Sandbox {
             controllers: Some(controllers),
             nodes: Vec::new(),
             operator: None,
+            operator_port: 0,
         };
         Box::pin(sandbox.boot()).await?;
         Ok(sandbox)
@@ -307,7 +309,7 @@ impl Sandbox {
         workloads::apply(&self.client(), &self.objects).await?;
         let expected = workloads::expected_pods(&self.objects, self.config.nodes);
         wait_pods_running(&self.client(), expected).await?;
-        Ok(())
+        self.wait_operator_ready().await
     }
 
     /// A client of the API server.
@@ -352,15 +354,37 @@ impl Sandbox {
 
     /// Starts the operator (again).
     pub fn start_operator(&mut self) -> Result<(), SandboxError> {
+        let port = node::free_port()?;
         let mut command = Command::new(&self.config.bins.operator);
         command
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["--metrics-port", "0", "--metrics-address", "127.0.0.1"])
+            .args([
+                "--metrics-port",
+                &port.to_string(),
+                "--metrics-address",
+                "127.0.0.1",
+            ])
             .args(["--log-format", "text"])
             .env("RUST_LOG", "info");
         let log = self.dir.join("operator.log");
         self.operator = Some(Process::spawn("operator", command, &log)?);
+        self.operator_port = port;
+        Ok(())
+    }
+
+    /// Waits until the operator answers `/readyz` with 200 (its caches are synced), so that a
+    /// plan applied next is seen by a running controller. Polls: the endpoint has no watch.
+    pub async fn wait_operator_ready(&self) -> Result<(), SandboxError> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while http_status(self.operator_port, "/readyz").await != Some(200) {
+            if tokio::time::Instant::now() > deadline {
+                return Err(SandboxError::Timeout {
+                    what: "the operator to be ready".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         Ok(())
     }
 
@@ -544,6 +568,19 @@ impl Sandbox {
         drop(self.controllers.take());
         let _stopped = self.server.shutdown().await;
     }
+}
+
+/// The HTTP status of `GET <path>` on 127.0.0.1:`port`, `None` when nothing answers.
+async fn http_status(port: u16, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn sandbox_dir(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf), SandboxError> {

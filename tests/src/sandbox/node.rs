@@ -308,7 +308,8 @@ fn create_dir(path: &Path) -> Result<(), SandboxError> {
     })
 }
 
-fn free_port() -> Result<u16, SandboxError> {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16, SandboxError> {
     let failed = |source| SandboxError::Io {
         what: "pick a free port".to_owned(),
         source,

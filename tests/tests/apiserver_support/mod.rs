@@ -19,7 +19,7 @@ use kubelift_testbed::apiserver::{ApiServer, ApiServerConfig};
 use serde_json::{Value, json};
 
 /// Generous bound for anything awaited in a test.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub const PATIENCE: Duration = Duration::from_mins(1);
 
 /// A server with default settings.
 pub async fn server() -> ApiServer {
@@ -117,14 +117,14 @@ pub fn widgets(client: &kube::Client) -> Api<DynamicObject> {
 
 /// A widget object.
 pub fn widget(name: &str, spec: Value) -> DynamicObject {
-    serde_json::from_value(json!({
-        "apiVersion": "test.kubelift.dev/v1", "kind": "Widget",
-        "metadata": {"name": name}, "spec": spec,
-    }))
-    .unwrap()
+    let mut object = json!({
+        "apiVersion": "test.kubelift.dev/v1", "kind": "Widget", "metadata": {"name": name},
+    });
+    object["spec"] = spec;
+    serde_json::from_value(object).unwrap()
 }
 
-/// A DynamicObject as JSON.
+/// A `DynamicObject` as JSON.
 pub fn to_json(object: &DynamicObject) -> Value {
     serde_json::to_value(object).unwrap()
 }

@@ -59,6 +59,7 @@ pub fn run<F: Future<Output = ()>>(test: F) {
 pub fn config(nodes: usize) -> SandboxConfig {
     let mut config = SandboxConfig::new(nodes);
     config.print = true;
+    config.timeout = Duration::from_secs(300);
     config
 }
 

@@ -1,0 +1,309 @@
+//! `kubectl kubelift`: plan, watch and steer rollouts. `plan` shows the order, the batches and,
+//! per container, whether it would restart — from the helpers' dry-run reports when the plan ran
+//! as a dry run, otherwise from the API-side model (labelled an estimate).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use kubelet_hash::KubeletVersion;
+use kubelift_crds::constants::{EXCLUDE_LABEL, RESUME_ANNOTATION, RETRY_ANNOTATION};
+use kubelift_crds::{KubeletUpgrade, NodeUpgrade, Verdict};
+use serde_json::json;
+
+use crate::planner::{NodeView, max_unavailable, ordered, selector_matches};
+use crate::reconciler::slim;
+
+/// Width of the progress bar in `status`.
+const BAR: usize = 30;
+
+/// Plan, watch and steer kubelet rollouts.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl-kubelift", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A plugin command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the node order, the batches and which containers would restart.
+    Plan {
+        /// The KubeletUpgrade manifest (YAML or JSON).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Show a plan's progress and each node's phase.
+    Status {
+        /// The plan.
+        name: String,
+        /// Keep refreshing until interrupted.
+        #[arg(short, long)]
+        watch: bool,
+    },
+    /// Start no new nodes (sets `spec.paused`).
+    Pause {
+        /// The plan.
+        name: String,
+    },
+    /// Release an approval gate (annotates `kubelift.dev/resume=<generation>`).
+    Resume {
+        /// The plan.
+        name: String,
+        /// Also set `spec.paused` to false.
+        #[arg(long)]
+        unpause: bool,
+    },
+    /// Retry failed nodes (bumps `kubelift.dev/retry`).
+    Retry {
+        /// The plan.
+        name: String,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API refused or failed.
+    #[error("failed to talk to the kubernetes api")]
+    Kube(#[from] kube::Error),
+    /// The manifest could not be read.
+    #[error("failed to read the manifest")]
+    Read(#[from] std::io::Error),
+    /// The manifest is not a KubeletUpgrade.
+    #[error("failed to parse the manifest as a KubeletUpgrade")]
+    Parse(#[from] serde_saphyr::Error),
+}
+
+/// Run one command.
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let client = Client::try_default().await?;
+    let plans = Api::<KubeletUpgrade>::all(client.clone());
+    match cli.command {
+        Command::Plan { file } => plan(&client, &file).await,
+        Command::Status { name, watch } => loop {
+            print!("{}", status(&client, &name).await?);
+            if !watch {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            print!("\x1b[2J\x1b[H");
+        },
+        Command::Pause { name } => {
+            merge(&plans, &name, json!({"spec": {"paused": true}})).await?;
+            println!("kubeletupgrade/{name} paused");
+            Ok(())
+        }
+        Command::Resume { name, unpause } => resume(&plans, &name, unpause).await,
+        Command::Retry { name } => {
+            let plan = plans.get(&name).await?;
+            let next = plan
+                .annotations()
+                .get(RETRY_ANNOTATION)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            let patch = json!({"metadata": {"annotations": {RETRY_ANNOTATION: next.to_string()}}});
+            merge(&plans, &name, patch).await?;
+            println!("kubeletupgrade/{name}: retry {next} requested");
+            Ok(())
+        }
+    }
+}
+
+async fn resume(plans: &Api<KubeletUpgrade>, name: &str, unpause: bool) -> Result<(), Error> {
+    let plan = plans.get(name).await?;
+    let generation = plan.metadata.generation.unwrap_or(1).to_string();
+    let mut patch = json!({"metadata": {"annotations": {RESUME_ANNOTATION: generation}}});
+    if unpause {
+        patch["spec"] = json!({"paused": false});
+    } else if plan.spec.paused {
+        println!(
+            "note: spec.paused is true; change it where the plan is managed, or pass --unpause"
+        );
+    }
+    merge(plans, name, patch).await?;
+    println!("kubeletupgrade/{name} resumed at generation {generation}");
+    Ok(())
+}
+
+async fn merge(
+    plans: &Api<KubeletUpgrade>,
+    name: &str,
+    patch: serde_json::Value,
+) -> Result<(), Error> {
+    plans
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+/// `status`: a progress bar and a line per node.
+async fn status(client: &Client, name: &str) -> Result<String, Error> {
+    let plan = Api::<KubeletUpgrade>::all(client.clone()).get(name).await?;
+    let status = plan.status.clone().unwrap_or_default();
+    let filled = usize::try_from(status.upgraded).unwrap_or(0) * BAR
+        / usize::try_from(status.targeted.max(1)).unwrap_or(1);
+    let mut text = format!(
+        "{name}  {}  [{}{}] {}\n",
+        status.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
+        "#".repeat(filled.min(BAR)),
+        "-".repeat(BAR - filled.min(BAR)),
+        status.progress.unwrap_or_default(),
+    );
+    if let Some(message) = status.message {
+        let _ = writeln!(text, "  {message}");
+    }
+    let node_upgrades = Api::<NodeUpgrade>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    for nu in node_upgrades.items.iter().filter(|nu| nu.spec.plan == name) {
+        let report = nu.status.as_ref();
+        let _ = writeln!(
+            text,
+            "  {:<30} {:<8?} {:<12} {}",
+            nu.spec.node_name,
+            nu.spec.stage,
+            report
+                .and_then(|s| s.phase)
+                .map_or_else(|| "-".to_owned(), |p| format!("{p:?}")),
+            nu.spec
+                .hold_reason
+                .clone()
+                .or_else(|| report.and_then(|s| s.reason.clone()))
+                .unwrap_or_default(),
+        );
+    }
+    Ok(text)
+}
+
+/// `plan -f`: order, batches, and restart predictions.
+async fn plan(client: &Client, file: &std::path::Path) -> Result<(), Error> {
+    let text = std::fs::read_to_string(file)?;
+    let plan: KubeletUpgrade = serde_saphyr::from_str(&text)?;
+    let spec = &plan.spec;
+    let nodes: Vec<NodeView> = Api::<Node>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(slim)
+        .collect();
+    let targeted: Vec<&NodeView> = nodes
+        .iter()
+        .filter(|n| selector_matches(spec.node_selector.as_ref(), &n.labels))
+        .filter(|n| n.labels.get(EXCLUDE_LABEL).map(String::as_str) != Some("true"))
+        .filter(|n| {
+            n.kubelet_version.trim_start_matches('v') != spec.version.trim_start_matches('v')
+        })
+        .collect();
+    let order = ordered(&targeted, spec.rollout.order, None);
+    let width = max_unavailable(&spec.rollout.max_unavailable, targeted.len());
+    let canary = usize::try_from(spec.rollout.canary).unwrap_or(0);
+
+    println!(
+        "kubeletupgrade/{} to {}: {} nodes to upgrade",
+        plan.name_any(),
+        spec.version,
+        order.len()
+    );
+    let reports = dry_run_reports(client, &plan.name_any()).await?;
+    let mut batch = 0;
+    let mut index = 0;
+    while index < order.len() {
+        let size = if index < canary { 1 } else { width };
+        batch += 1;
+        let label = if index < canary { "canary" } else { "batch" };
+        println!("{label} {batch}:");
+        for node in order.iter().skip(index).take(size) {
+            println!("  {} ({})", node.name, node.kubelet_version);
+            predictions(client, node, &spec.version, reports.get(&node.name)).await?;
+        }
+        index += size;
+    }
+    Ok(())
+}
+
+/// The helpers' dry-run reports of the plan already applied under this name, by node.
+async fn dry_run_reports(
+    client: &Client,
+    plan: &str,
+) -> Result<BTreeMap<String, NodeUpgrade>, Error> {
+    let all = Api::<NodeUpgrade>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    Ok(all
+        .items
+        .into_iter()
+        .filter(|nu| {
+            nu.spec.plan == plan && nu.status.as_ref().is_some_and(|s| s.prediction.is_some())
+        })
+        .map(|nu| (nu.spec.node_name.clone(), nu))
+        .collect())
+}
+
+async fn predictions(
+    client: &Client,
+    node: &NodeView,
+    target: &str,
+    report: Option<&NodeUpgrade>,
+) -> Result<(), Error> {
+    if let Some(status) = report.and_then(|nu| nu.status.as_ref()) {
+        let counts = status.prediction.clone().unwrap_or_default();
+        println!(
+            "    helper report: {} preserved, {} will restart, {} unknown",
+            counts.preserved, counts.will_restart, counts.unknown
+        );
+        for c in status
+            .containers
+            .iter()
+            .filter(|c| c.verdict != Verdict::Preserved)
+        {
+            println!(
+                "    {}/{}/{}: {:?}",
+                c.pod_namespace, c.pod_name, c.container, c.verdict
+            );
+        }
+        return Ok(());
+    }
+    let (Ok(current), Ok(target)) = (
+        KubeletVersion::from_str(&node.kubelet_version),
+        KubeletVersion::from_str(target),
+    ) else {
+        println!("    (no estimate: unparsable versions)");
+        return Ok(());
+    };
+    let params = ListParams::default().fields(&format!("spec.nodeName={}", node.name));
+    for pod in Api::<Pod>::all(client.clone()).list(&params).await?.items {
+        let Ok(json) = serde_json::to_string(&pod) else {
+            continue;
+        };
+        match kubelet_hash::predict(&json, &current, &target, None) {
+            Ok(prediction) => {
+                for c in prediction.containers {
+                    println!(
+                        "    {}/{}/{}: {} (estimate)",
+                        pod.namespace().unwrap_or_default(),
+                        pod.name_any(),
+                        c.name,
+                        c.verdict
+                    );
+                }
+            }
+            Err(error) => println!(
+                "    {}/{}: no estimate ({error})",
+                pod.namespace().unwrap_or_default(),
+                pod.name_any()
+            ),
+        }
+    }
+    Ok(())
+}

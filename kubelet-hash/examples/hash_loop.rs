@@ -20,7 +20,11 @@ fn main() {
         Some("sidecar") => containers::SIDECAR,
         _ => containers::APP,
     };
-    let kubelet: KubeletVersion = args.get(2).map_or("v1.30.2", String::as_str).parse().unwrap();
+    let kubelet: KubeletVersion = args
+        .get(2)
+        .map_or("v1.30.2", String::as_str)
+        .parse()
+        .unwrap();
     let count: u32 = args.get(3).map_or(Ok(1000), |n| n.parse()).unwrap();
     let options = HashOptions::default();
     let mut last = String::new();

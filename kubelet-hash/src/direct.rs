@@ -62,6 +62,19 @@ struct Encoder<'a, 'o> {
     out: &'o mut Vec<u8>,
 }
 
+/// Bytes that Go's decoder keeps and its encoder writes unchanged, inside a string token (which
+/// holds no raw `"` or control bytes): ASCII but for `\` (an escape) and the HTML `<` `>` `&`.
+const WRITTEN_AS_IS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0x20;
+    while byte < 0x80 {
+        let html = byte == b'<' as usize || byte == b'>' as usize || byte == b'&' as usize;
+        table[byte] = !html && byte != b'\\' as usize;
+        byte += 1;
+    }
+    table
+};
+
 /// Whether a written value is empty in Go's sense (what `omitempty` drops).
 type Empty = bool;
 
@@ -92,16 +105,16 @@ impl<'a> Encoder<'a, '_> {
             self.reader.skip_space();
             let key = self.key()?;
             match field_for(fields, key, next)? {
-                Some(index) if index < next => {
+                Key::Field(index) if index < next => {
                     self.reader.leave();
                     return Some(false);
                 }
-                Some(index) => {
+                Key::Field(index) => {
                     self.absent(&fields[next..index], &mut first);
                     self.present(fields, index, &mut first, top.as_deref_mut())?;
                     next = index + 1;
                 }
-                None => drop(self.reader.value().ok()?),
+                Key::Unknown => self.reader.skip().ok()?,
             }
             self.reader.skip_space();
             done = self.reader.end_of_list(b'}').ok()?;
@@ -137,10 +150,10 @@ impl<'a> Encoder<'a, '_> {
         while !done {
             self.reader.skip_space();
             let key = self.key()?;
-            if let Some(index) = field_for(fields, key, 0)? {
+            if let Key::Field(index) = field_for(fields, key, 0)? {
                 members.push((index, self.reader.pos()));
             }
-            drop(self.reader.value().ok()?);
+            self.reader.skip().ok()?;
             self.reader.skip_space();
             done = self.reader.end_of_list(b'}').ok()?;
         }
@@ -167,7 +180,7 @@ impl<'a> Encoder<'a, '_> {
         let blank = top.as_ref().is_some_and(|t| t.blank == Some(index));
         let span = self.member(&fields[index], first, blank)?;
         if let Some(top) = top {
-            top.spans[index] = span;
+            top.spans[index] = (!span.is_empty()).then_some(span);
         }
         Some(())
     }
@@ -193,22 +206,14 @@ impl<'a> Encoder<'a, '_> {
     }
 
     fn field_name(&mut self, field: &Field, first: &mut bool) {
-        if !*first {
-            self.out.push(b',');
-        }
+        let skip = usize::from(*first);
+        self.out.extend_from_slice(&field.member_prefix[skip..]);
         *first = false;
-        self.out.push(b'"');
-        self.out.extend_from_slice(field.name.as_bytes());
-        self.out.extend_from_slice(b"\":");
     }
 
-    /// One present field; returns where its value was written, `None` when it was left out.
-    fn member(
-        &mut self,
-        field: &Field,
-        first: &mut bool,
-        blank: bool,
-    ) -> Option<Option<Range<usize>>> {
+    /// One present field; returns where its value was written, an empty range when it was
+    /// left out (a written value is never empty: the shortest are `0` and `""`).
+    fn member(&mut self, field: &Field, first: &mut bool, blank: bool) -> Option<Range<usize>> {
         let (mark, was_first) = (self.out.len(), *first);
         self.field_name(field, first);
         let start = self.out.len();
@@ -221,9 +226,9 @@ impl<'a> Encoder<'a, '_> {
         if field.omitempty && empty {
             self.out.truncate(mark);
             *first = was_first;
-            return Some(None);
+            return Some(mark..mark);
         }
-        Some(Some(start..self.out.len()))
+        Some(start..self.out.len())
     }
 
     fn value(&mut self, field: &Field) -> Option<Empty> {
@@ -283,7 +288,14 @@ impl<'a> Encoder<'a, '_> {
     }
 
     fn string(&mut self) -> Option<Empty> {
-        let text = decode_string(self.reader.string().ok()?);
+        let raw = self.reader.string().ok()?;
+        if raw.iter().all(|&b| WRITTEN_AS_IS[usize::from(b)]) {
+            self.out.push(b'"');
+            self.out.extend_from_slice(raw);
+            self.out.push(b'"');
+            return Some(raw.is_empty());
+        }
+        let text = decode_string(raw);
         write_string(self.out, &text, self.escapes);
         Some(text.is_empty())
     }
@@ -336,17 +348,25 @@ impl<'a> Encoder<'a, '_> {
     }
 }
 
-/// The field a key names exactly, searched from `next` on (`Some(None)`: a key no field takes),
-/// or `None` to give up on a key that Go would match case-insensitively.
-fn field_for(fields: &[Field], key: &[u8], next: usize) -> Option<Option<usize>> {
+/// What a member's key names.
+enum Key {
+    /// The field at this index, spelled exactly.
+    Field(usize),
+    /// No field: Go drops the member.
+    Unknown,
+}
+
+/// The field a key names exactly, searched from `next` on, or `None` to give up on a key that
+/// Go would match case-insensitively.
+fn field_for(fields: &[Field], key: &[u8], next: usize) -> Option<Key> {
     let exact = |f: &Field| f.name.as_bytes() == key;
     let later = fields[next..].iter().position(exact).map(|i| next + i);
     if let Some(index) = later.or_else(|| fields[..next].iter().position(exact)) {
-        return Some(Some(index));
+        return Some(Key::Field(index));
     }
     let key = decode_string(key);
     let taken = fields.iter().any(|f| key_folds_to(&key, &f.name));
-    (!taken).then_some(None)
+    (!taken).then_some(Key::Unknown)
 }
 
 #[cfg(test)]

@@ -83,6 +83,15 @@ const STRING_STOPS: [bool; 256] = {
     table
 };
 
+/// How many bytes of string content come before the first [`STRING_STOPS`] byte (or the end).
+fn plain_run(bytes: &[u8]) -> usize {
+    let mut run = 0;
+    while run < bytes.len() && !STRING_STOPS[usize::from(bytes[run])] {
+        run += 1;
+    }
+    run
+}
+
 /// A position in a JSON text; the tree reader and the direct encoder both scan with it.
 pub(crate) struct Reader<'a> {
     input: &'a [u8],
@@ -180,7 +189,49 @@ impl<'a> Reader<'a> {
         Ok(value)
     }
 
-    pub(crate) fn literal(&mut self, word: &[u8], value: Value<'a>) -> Result<Value<'a>, JsonError> {
+    /// Reads past one value, accepting exactly what [`Reader::value`] accepts, keeping nothing.
+    pub(crate) fn skip(&mut self) -> Result<(), JsonError> {
+        let close = match self.peek() {
+            Some(b'{') => b'}',
+            Some(b'[') => b']',
+            _ => return self.value().map(drop),
+        };
+        self.enter()?;
+        self.skip_items(close)?;
+        self.leave();
+        Ok(())
+    }
+
+    /// The members of an object (`close` is `}`) or the items of an array, and the close.
+    fn skip_items(&mut self, close: u8) -> Result<(), JsonError> {
+        self.skip_space();
+        if self.eat(close) {
+            return Ok(());
+        }
+        loop {
+            self.skip_space();
+            if close == b'}' {
+                if self.peek() != Some(b'"') {
+                    return Err(self.error("expected a string object key"));
+                }
+                self.string()?;
+                self.skip_space();
+                self.expect(b':', "expected ':' after an object key")?;
+                self.skip_space();
+            }
+            self.skip()?;
+            self.skip_space();
+            if self.end_of_list(close)? {
+                return Ok(());
+            }
+        }
+    }
+
+    pub(crate) fn literal(
+        &mut self,
+        word: &[u8],
+        value: Value<'a>,
+    ) -> Result<Value<'a>, JsonError> {
         if !self.input[self.pos..].starts_with(word) {
             return Err(self.error("invalid literal"));
         }
@@ -257,9 +308,7 @@ impl<'a> Reader<'a> {
         self.pos += 1;
         let start = self.pos;
         loop {
-            let rest = &self.input[self.pos..];
-            let special = rest.iter().position(|&c| STRING_STOPS[usize::from(c)]);
-            self.pos += special.unwrap_or(rest.len());
+            self.pos += plain_run(&self.input[self.pos..]);
             match self.peek() {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => break,

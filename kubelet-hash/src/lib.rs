@@ -162,12 +162,28 @@ pub fn hashed_json(
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The hash of a container given both as raw text and as its tree: one pass over the text
+/// when it has the common shape, the tree otherwise.
+pub(crate) fn hash_container(
+    raw: &[u8],
+    node: &json::Node<'_>,
+    kubelet: &KubeletVersion,
+    options: HashOptions,
+) -> Result<u32, HashError> {
+    match direct_bytes(raw, kubelet, options) {
+        Some(json) => Ok(rendered::fnv1a_of_rendered(&json)),
+        None => hash_node(node, kubelet, options),
+    }
+}
+
 pub(crate) fn hash_node(
     node: &json::Node<'_>,
     kubelet: &KubeletVersion,
     options: HashOptions,
 ) -> Result<u32, HashError> {
-    Ok(rendered::fnv1a_of_rendered(&hashed_bytes(node, kubelet, options)?))
+    Ok(rendered::fnv1a_of_rendered(&hashed_bytes(
+        node, kubelet, options,
+    )?))
 }
 
 /// The hashed JSON by the one-pass reader ([`direct`]), or `None` when the general path must

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::json::{self, Node, Value, decode_string, key_folds_to};
-use crate::{GoEscapes, HashError, HashOptions, KubeletVersion, hash_node};
+use crate::{GoEscapes, HashError, HashOptions, KubeletVersion, hash_container};
 
 /// The hash annotations the kubelet stored on a running container.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,10 +114,12 @@ pub fn calibrate(
     stored: &StoredHashes,
 ) -> Option<Calibration> {
     let node = json::parse(container_json.as_bytes()).ok()?;
-    calibrate_node(&node, kubelet, stored)
+    calibrate_node(container_json.as_bytes(), &node, kubelet, stored)
 }
 
+/// [`calibrate`] of a container given as its raw text and its tree.
 fn calibrate_node(
+    raw: &[u8],
     node: &Node<'_>,
     kubelet: &KubeletVersion,
     stored: &StoredHashes,
@@ -137,7 +139,7 @@ fn calibrate_node(
             go_escapes: Some(escapes),
             without_resources,
         };
-        hash_node(node, kubelet, options).is_ok_and(|h| Some(u64::from(h)) == expected)
+        hash_container(raw, node, kubelet, options).is_ok_and(|h| Some(u64::from(h)) == expected)
     };
     let in_place_resize =
         stored.hash_without_resources.is_some() && writes_without_resources(kubelet);
@@ -197,7 +199,13 @@ pub fn predict(
     let node = json::parse(pod_json.as_bytes())?;
     let containers = pod_containers(&node)?
         .into_iter()
-        .map(|c| predict_container(&c, current, target, stored))
+        .map(|c| {
+            let raw = pod_json
+                .as_bytes()
+                .get(c.node.span.clone())
+                .unwrap_or_default();
+            predict_container(&c, raw, current, target, stored)
+        })
         .collect::<Result<_, _>>()?;
     Ok(PodPrediction { containers })
 }
@@ -312,14 +320,15 @@ fn member<'n>(members: &'n [(&[u8], Node<'n>)], name: &str) -> Option<&'n Node<'
 
 fn predict_container(
     container: &PodContainer<'_>,
+    raw: &[u8],
     current: &KubeletVersion,
     target: &KubeletVersion,
     stored: Option<&BTreeMap<String, StoredHashes>>,
 ) -> Result<ContainerPrediction, HashError> {
     let node = container.node;
     let defaults = HashOptions::default();
-    let current_hash = hash_node(node, current, defaults)?;
-    let target_hash = hash_node(node, target, defaults)?;
+    let current_hash = hash_container(raw, node, current, defaults)?;
+    let target_hash = hash_container(raw, node, target, defaults)?;
     let mut prediction = ContainerPrediction {
         name: container.name.clone(),
         kind: container.kind,
@@ -341,10 +350,11 @@ fn predict_container(
         return Ok(prediction);
     };
     prediction.stored.clone_from(&entry.hash);
-    let Some(calibration) = calibrate_node(node, current, entry) else {
+    let Some(calibration) = calibrate_node(raw, node, current, entry) else {
         return Ok(prediction);
     };
     let judged = Judge {
+        raw,
         node,
         current,
         target,
@@ -356,7 +366,7 @@ fn predict_container(
         go_escapes: Some(calibration.go_escapes),
         without_resources: false,
     };
-    prediction.current = format!("{:x}", hash_node(node, current, options)?);
+    prediction.current = format!("{:x}", hash_container(raw, node, current, options)?);
     prediction.target = format!("{target_hash:x}");
     prediction.verdict = verdict;
     prediction.calibration = Some(calibration);
@@ -365,6 +375,7 @@ fn predict_container(
 
 /// The judgement of one calibrated container.
 struct Judge<'a, 'n> {
+    raw: &'a [u8],
     node: &'a Node<'n>,
     current: &'a KubeletVersion,
     target: &'a KubeletVersion,
@@ -414,7 +425,7 @@ impl Judge<'_, '_> {
             go_escapes: Some(escapes),
             without_resources: false,
         };
-        let target_hash = hash_node(self.node, self.target, options)?;
+        let target_hash = hash_container(self.raw, self.node, self.target, options)?;
         let stored = self.stored.hash.as_deref().and_then(parse_stored);
         if stored == Some(u64::from(target_hash)) || self.resized_in_place(escapes)? {
             return Ok((Verdict::Preserved, target_hash));
@@ -434,7 +445,7 @@ impl Judge<'_, '_> {
             go_escapes: Some(escapes),
             without_resources: true,
         };
-        let hash = hash_node(self.node, self.target, options)?;
+        let hash = hash_container(self.raw, self.node, self.target, options)?;
         let stored = self
             .stored
             .hash_without_resources

@@ -56,6 +56,8 @@ pub(crate) struct Schema {
 pub(crate) struct Field {
     /// The JSON key.
     pub name: String,
+    /// `,"name":`, what precedes the value of any member but the first.
+    pub member_prefix: Box<[u8]>,
     pub shape: Shape,
     pub base: Base,
     pub omitempty: bool,
@@ -159,6 +161,7 @@ fn build(lines: &[Line<'_>], parent: &[&str]) -> Result<Vec<Field>, (usize, &'st
         let (shape, base) = classify(line.go_type, !children.is_empty()).ok_or((index, "type"))?;
         let name = line.path[depth - 1].to_owned();
         fields.push(Field {
+            member_prefix: format!(",\"{name}\":").into_bytes().into(),
             name,
             shape,
             base,

@@ -1,4 +1,4 @@
-//! A scripted stand-in for the node helpers, for operator tests: it watches every NodeUpgrade and
+//! A scripted stand-in for the node helpers, for operator tests: it watches every `NodeUpgrade` and
 //! answers as a cooperative helper would — `Prepared` for `Prepare`, then `Installing` and, after
 //! holding the node for a while, `Succeeded` (or `RolledBack`) for `Execute` — writing status by
 //! server-side apply under the helpers' field manager, and reporting the new kubelet version on
@@ -37,7 +37,7 @@ pub struct ScriptedHelpers {
 }
 
 impl ScriptedHelpers {
-    /// Start answering every NodeUpgrade in the cluster behind `client`.
+    /// Start answering every `NodeUpgrade` in the cluster behind `client`.
     #[must_use]
     pub fn start(client: Client, script: Script) -> Self {
         let script = Arc::new(script);

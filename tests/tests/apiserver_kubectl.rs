@@ -86,7 +86,10 @@ impl Kubectl {
 }
 
 fn manifests() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
+    std::env::var_os("KUBELIFT_MANIFESTS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests"),
+        PathBuf::from,
+    )
 }
 
 fn examples() -> Vec<PathBuf> {

@@ -155,21 +155,26 @@ fn an_operator_killed_mid_rollout_completes_without_upgrading_a_node_twice() {
 
         sandbox.operator().unwrap().kill().await;
         sandbox.start_operator().unwrap();
+        sandbox.wait_operator_ready().await.unwrap();
         let summary = finish(&sandbox, &before).await;
 
         assert!(summary.success(), "{summary:#?}");
         assert_eq!(summary.nodes_upgraded, 3);
-        let creates: Vec<String> = sandbox
+        let deletes = sandbox
             .server()
             .requests()
             .into_iter()
-            .filter(|r| r.resource == "nodeupgrades" && r.verb == "create" && r.code < 300)
-            .filter_map(|r| r.name.or(Some("?".into())))
-            .collect();
-        assert_eq!(
-            creates.len(),
-            3,
-            "each NodeUpgrade created once: {creates:?}"
+            .filter(|r| r.resource == "nodeupgrades" && r.verb == "delete")
+            .count();
+        assert_eq!(deletes, 0, "no NodeUpgrade was deleted and made again");
+        let upgrades = Api::<NodeUpgrade>::all(sandbox.client())
+            .list(&kube::api::ListParams::default())
+            .await;
+        let upgrades = upgrades.unwrap().items;
+        assert_eq!(upgrades.len(), 3);
+        assert!(
+            upgrades.iter().all(|u| u.spec.attempt == 1),
+            "{upgrades:#?}"
         );
         let starts = kubelet_starts(&mut sandbox).await;
         assert!(

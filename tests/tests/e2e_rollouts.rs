@@ -78,7 +78,10 @@ async fn containers_by_name(socket: &std::path::Path) -> BTreeMap<String, cri::C
 
 async fn node_upgrades(sandbox: &Sandbox) -> Vec<NodeUpgrade> {
     let api: Api<NodeUpgrade> = Api::all(sandbox.client());
-    api.list(&Default::default()).await.unwrap().items
+    api.list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
 }
 
 #[test]

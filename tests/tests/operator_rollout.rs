@@ -22,7 +22,7 @@ use kubelift_testbed::scripted_helper::{Script, ScriptedHelpers};
 use operator_support::*;
 use serde_json::json;
 
-/// Nodes in Execute that have not finished, after each NodeUpgrade event, in server order.
+/// Nodes in Execute that have not finished, after each `NodeUpgrade` event, in server order.
 fn in_flight(states: &BTreeMap<String, (Stage, Option<NodePhase>)>) -> usize {
     states
         .values()
@@ -74,7 +74,7 @@ async fn ten_node_rollout_with_max_unavailable_three_keeps_exactly_three_in_flig
         &client,
         plan(
             "wave",
-            json!({"maxUnavailable": 3, "canary": 1, "soakSeconds": 0}),
+            &json!({"maxUnavailable": 3, "canary": 1, "soakSeconds": 0}),
         ),
     )
     .await;
@@ -113,7 +113,7 @@ async fn invalid_spec_stored_without_validation_is_refused_naming_every_bad_fiel
     nodes(&client, 2).await;
     let operator = operator(&server);
 
-    let mut bad = plan("broken", json!({"maxUnavailable": "0%"}));
+    let mut bad = plan("broken", &json!({"maxUnavailable": "0%"}));
     bad["spec"]["version"] = json!("latest");
     bad["spec"]["binary"]["sha256"] = json!("not-a-digest");
     create_plan(&client, bad).await;

@@ -1,7 +1,11 @@
 //! The one-pass reader agrees byte for byte with the general path wherever it does not give
 //! up, and gives up wherever the general path fails.
 
-#![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "tests fail loudly on unexpected errors"
+)]
 
 #[path = "../../benches/containers/mod.rs"]
 mod containers;
@@ -43,9 +47,9 @@ const UNUSUAL: &[&str] = &[
     r#"{"name":"a"} x"#,
     r#"{"name":"a""#,
     r#"{"name":"a",}"#,
-    r#"null"#,
-    r#"[]"#,
-    r#"{}"#,
+    "null",
+    "[]",
+    "{}",
     r#"{"name":"a","image":5}"#,
     r#"{"name":"a","stdin":"true"}"#,
 ];
@@ -59,7 +63,11 @@ fn inputs() -> Vec<String> {
         .collect();
     inputs.extend([containers::APP, containers::TYPICAL, containers::SIDECAR].map(str::to_owned));
     inputs.extend(UNUSUAL.iter().map(|s| (*s).to_owned()));
-    inputs.push(format!(r#"{{"name":"a","x":{}1{}}}"#, "[".repeat(300), "]".repeat(300)));
+    inputs.push(format!(
+        r#"{{"name":"a","x":{}1{}}}"#,
+        "[".repeat(300),
+        "]".repeat(300)
+    ));
     inputs
 }
 
@@ -100,7 +108,10 @@ fn the_one_pass_reader_matches_the_general_path_or_gives_up() {
             );
         }
     }
-    assert!(direct_answers > 500, "the one-pass reader answered only {direct_answers} times");
+    assert!(
+        direct_answers > 500,
+        "the one-pass reader answered only {direct_answers} times"
+    );
 }
 
 #[test]
@@ -111,4 +122,3 @@ fn containers_as_the_api_server_serves_them_take_the_one_pass_reader() {
         assert!(direct_bytes(container.as_bytes(), &kubelet, options).is_some());
     }
 }
-

@@ -329,10 +329,13 @@ impl Call<'_> {
     }
 
     fn watch(&self, info: ResourceInfo) -> Response {
-        let selectors = match self.selectors(&info) {
+        let mut selectors = match self.selectors(&info) {
             Ok(selectors) => selectors,
             Err(e) => return error(&e),
         };
+        if let Some(name) = &self.path.name {
+            selectors.fields = selectors.fields.with_name(name);
+        }
         let configured = self.shared.config.watch_timeout;
         let timeout = self
             .param("timeoutSeconds")

@@ -66,7 +66,7 @@ impl Default for ApiServerConfig {
             port: 0,
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(5),
-            watch_timeout: Duration::from_mins(30),
+            watch_timeout: Duration::from_secs(1800),
         }
     }
 }

@@ -230,6 +230,14 @@ fn canonical_field(field: &str, info: &ResourceInfo) -> Option<String> {
 }
 
 impl FieldSelector {
+    /// Adds `metadata.name=<name>` (a watch on a named path).
+    #[must_use]
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.0
+            .push(("metadata.name".to_owned(), true, name.to_owned()));
+        self
+    }
+
     /// Whether the object's fields satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
         self.0

@@ -24,7 +24,7 @@ struct Cli {
     /// Target kubelet version.
     #[arg(long, default_value = "1.32")]
     to: String,
-    /// Container policy: Preserve, EvictIfRestart or Drain.
+    /// Container policy: `Preserve`, `EvictIfRestart` or `Drain`.
     #[arg(long, default_value = "Preserve", value_parser = parse_policy)]
     policy: ContainerPolicy,
     /// The target kubelet honours kubelift's snapshot (`containers.snapshotAwareKubelet`).

@@ -35,6 +35,12 @@ pub use summary::{PodRecord, Summary};
 /// Generous bound for anything the sandbox waits on, on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(180);
 
+/// How long a started operator may take to sync its caches before it is restarted.
+const OPERATOR_READY: Duration = Duration::from_secs(30);
+
+/// How many times the operator is started before the sandbox gives up on it.
+const OPERATOR_STARTS: u32 = 3;
+
 /// The plan the sandbox applies.
 pub const PLAN: &str = "sandbox-upgrade";
 
@@ -375,17 +381,33 @@ impl Sandbox {
 
     /// Waits until the operator answers `/readyz` with 200 (its caches are synced), so that a
     /// plan applied next is seen by a running controller. Polls: the endpoint has no watch.
-    pub async fn wait_operator_ready(&self) -> Result<(), SandboxError> {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while http_status(self.operator_port, "/readyz").await != Some(200) {
-            if tokio::time::Instant::now() > deadline {
-                return Err(SandboxError::Timeout {
-                    what: "the operator to be ready".into(),
-                });
+    /// An operator that is not ready after [`OPERATOR_READY`] is restarted (by PID), a few
+    /// times: its caches were seen to never sync in a small share of starts.
+    pub async fn wait_operator_ready(&mut self) -> Result<(), SandboxError> {
+        for attempt in 1..=OPERATOR_STARTS {
+            if self.operator_ready_within(OPERATOR_READY).await {
+                return Ok(());
+            }
+            tracing::warn!(attempt, "the operator did not become ready; restarting it");
+            if let Some(operator) = self.operator.as_mut() {
+                operator.stop().await;
+            }
+            self.start_operator()?;
+        }
+        Err(SandboxError::Timeout {
+            what: "the operator to be ready".into(),
+        })
+    }
+
+    async fn operator_ready_within(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
+            if http_status(self.operator_port, "/readyz").await == Some(200) {
+                return true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Ok(())
+        false
     }
 
     /// Every pod as it is now.
@@ -588,20 +610,16 @@ fn sandbox_dir(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf
         what: "create the sandbox directory".into(),
         source,
     };
-    match dir {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(failed)?;
-            Ok((None, dir.to_owned()))
-        }
-        None => {
-            let temp = tempfile::Builder::new()
-                .prefix("kubelift-sandbox-")
-                .tempdir()
-                .map_err(failed)?;
-            let path = temp.path().to_owned();
-            Ok((Some(temp), path))
-        }
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+        return Ok((None, dir.to_owned()));
     }
+    let temp = tempfile::Builder::new()
+        .prefix("kubelift-sandbox-")
+        .tempdir()
+        .map_err(failed)?;
+    let path = temp.path().to_owned();
+    Ok((Some(temp), path))
 }
 
 async fn apply_crds(client: &Client) -> Result<(), SandboxError> {
@@ -655,9 +673,8 @@ where
             if condition(&objects) {
                 return;
             }
-            match tokio::time::timeout(Duration::from_secs(2), events.next()).await {
-                Ok(None) => return,
-                Ok(Some(_)) | Err(_) => {}
+            if let Ok(None) = tokio::time::timeout(Duration::from_secs(2), events.next()).await {
+                return;
             }
         }
     });

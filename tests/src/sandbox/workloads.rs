@@ -1,6 +1,6 @@
 //! The workloads a sandbox runs: a realistic demo set (web servers with probes, a database with
-//! env from a Secret and resource limits, a service with a sidecar, a node-agent DaemonSet, a
-//! PodDisruptionBudget), or the manifests of a directory. Objects are created through API
+//! env from a Secret and resource limits, a service with a sidecar, a node-agent `DaemonSet`, a
+//! `PodDisruptionBudget`), or the manifests of a directory. Objects are created through API
 //! discovery, so any kind the API server serves can appear in a manifest.
 
 use std::path::Path;
@@ -42,8 +42,8 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Value>, SandboxError> {
     Ok(objects)
 }
 
-/// How many pods `objects` make on `nodes` nodes (Deployments' replicas, one per node per
-/// DaemonSet, bare Pods).
+/// How many pods `objects` make on `nodes` nodes (each `Deployment`'s replicas, one per node
+/// per `DaemonSet`, each bare `Pod`).
 #[must_use]
 pub fn expected_pods(objects: &[Value], nodes: usize) -> usize {
     objects
@@ -77,8 +77,8 @@ async fn create(client: &Client, object: &Value) -> Result<(), SandboxError> {
         what: describe(object),
         source,
     };
-    let types = typed.types.clone().unwrap_or_default();
-    let gvk = GroupVersionKind::try_from(&types).map_err(|e| SandboxError::Kind {
+    let type_meta = typed.types.clone().unwrap_or_default();
+    let gvk = GroupVersionKind::try_from(&type_meta).map_err(|e| SandboxError::Kind {
         what: describe(object),
         message: e.to_string(),
     })?;

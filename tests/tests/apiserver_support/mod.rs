@@ -19,7 +19,7 @@ use kubelift_testbed::apiserver::{ApiServer, ApiServerConfig};
 use serde_json::{Value, json};
 
 /// Generous bound for anything awaited in a test.
-pub const PATIENCE: Duration = Duration::from_mins(1);
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A server with default settings.
 pub async fn server() -> ApiServer {

@@ -86,7 +86,7 @@ pub async fn nodes(client: &Client, count: usize) -> Vec<String> {
 }
 
 /// A plan to `v1.32.1` with the given `rollout` section.
-pub fn plan(name: &str, rollout: Value) -> Value {
+pub fn plan(name: &str, rollout: &Value) -> Value {
     json!({
         "apiVersion": "kubelift.dev/v1alpha1",
         "kind": "KubeletUpgrade",
@@ -150,7 +150,7 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Every `(group, resource[/subresource], verb)` the operator's ClusterRole and Role grant.
+/// Every `(group, resource[/subresource], verb)` the operator's `ClusterRole` and `Role` grant.
 pub fn granted() -> BTreeSet<(String, String, String)> {
     let text = std::fs::read_to_string(workspace().join("manifests/rbac.yaml")).unwrap();
     let documents: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();

@@ -36,8 +36,8 @@ fn start_operator(kubeconfig: &std::path::Path) -> Child {
             "0",
         ])
         .args(["--log-format", "text"])
-        .stdout(Stdio::inherit())
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("operator starts")
 }

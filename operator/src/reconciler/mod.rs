@@ -171,6 +171,7 @@ pub async fn run(
     let nodes = NodeCache::default();
     let node_changes = nodes.watch(client.clone());
     let (store, writer) = reflector::store();
+    let listed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let node_upgrades = reflector::reflector(
         writer,
         watcher(
@@ -179,6 +180,14 @@ pub async fn run(
         ),
     )
     .default_backoff()
+    .inspect({
+        let listed = listed.clone();
+        move |event| {
+            if matches!(event, Ok(watcher::Event::InitDone)) {
+                listed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    })
     .touched_objects();
 
     let reporter = Reporter {
@@ -207,7 +216,7 @@ pub async fn run(
     .owns_stream(node_upgrades)
     .reconcile_all_on(node_changes)
     .with_config(ControllerConfig::default().concurrency(1));
-    tokio::spawn(wait_ready(store, nodes, ready));
+    tokio::spawn(wait_ready(listed, nodes, ready));
     controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -222,13 +231,11 @@ pub async fn run(
 /// Readiness: the NodeUpgrade and Node caches hold a full list (the controller itself waits for
 /// its plan cache before the first reconcile).
 async fn wait_ready(
-    node_upgrades: Store<NodeUpgrade>,
+    listed: Arc<std::sync::atomic::AtomicBool>,
     nodes: NodeCache,
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let _ = node_upgrades.wait_until_ready().await;
-    tracing::debug!("node upgrade cache ready");
-    while !nodes.is_synced() {
+    while !nodes.is_synced() || !listed.load(std::sync::atomic::Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ready.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -331,3 +331,100 @@ pub fn render(summary: &Summary) -> String {
     ));
     text
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+    use kubelift_crds::Verdict;
+
+    fn pod(uid: &str, node: &str, id: &str, restarts: i32) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("pod-{uid}"), "namespace": "shop", "uid": uid},
+            "spec": {"nodeName": node, "containers": [{"name": "app", "image": "app:1"}]},
+            "status": {"phase": "Running", "containerStatuses": [{
+                "name": "app", "image": "app:1", "imageID": "", "ready": true,
+                "restartCount": restarts, "containerID": id,
+            }]},
+        }))
+        .unwrap()
+    }
+
+    fn prepared(node: &str, listed: &[(&str, Verdict)]) -> NodeUpgrade {
+        let mut upgrade: NodeUpgrade = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("plan-{node}")},
+            "spec": {
+                "nodeName": node, "plan": "plan", "version": "v1.32.1", "stage": "Execute",
+                "binary": {"url": "http://127.0.0.1/k", "sha256": "0".repeat(64)},
+            },
+        }))
+        .unwrap();
+        let containers = listed
+            .iter()
+            .map(|(uid, verdict)| kubelift_crds::ContainerVerdict {
+                pod_namespace: "shop".into(),
+                pod_name: format!("pod-{uid}"),
+                pod_uid: (*uid).into(),
+                container: "app".into(),
+                verdict: *verdict,
+                stored_hash: None,
+                current_hash: None,
+                target_hash: None,
+                not_evictable: false,
+            })
+            .collect();
+        upgrade.status = Some(kubelift_crds::NodeUpgradeStatus {
+            phase: Some(kubelift_crds::NodePhase::Succeeded),
+            prediction: Some(kubelift_crds::PredictionCounts::default()),
+            containers,
+            ..Default::default()
+        });
+        upgrade
+    }
+
+    fn outcome() -> PlanOutcome {
+        PlanOutcome {
+            plan: "plan".into(),
+            from: "v1.31.4".into(),
+            to: "v1.32.1".into(),
+            policy: "Preserve".into(),
+            phase: "Complete".into(),
+            message: None,
+            completed: true,
+            duration_seconds: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_preserved_container_that_restarted_fails_the_sandbox() {
+        let before = [PodRecord::from_pod(&pod("a", "n1", "c1", 0))];
+        let after = [pod("a", "n1", "c2", 1)];
+        let summary = summarize(outcome(), &before, &after, &[], &[prepared("n1", &[])]);
+
+        assert_eq!(summary.entries[0].predicted, "Preserved");
+        assert!(summary.entries[0].restarted);
+        assert_eq!(summary.unexpected_restarts, 1);
+        assert!(!summary.success());
+    }
+
+    #[test]
+    fn a_predicted_restart_and_an_eviction_do_not_fail_the_sandbox() {
+        let before = [
+            PodRecord::from_pod(&pod("a", "n1", "c1", 0)),
+            PodRecord::from_pod(&pod("b", "n1", "c3", 0)),
+        ];
+        let after = [pod("a", "n1", "c2", 1)];
+        let upgrade = prepared(
+            "n1",
+            &[("a", Verdict::WillRestart), ("b", Verdict::WillRestart)],
+        );
+        let summary = summarize(outcome(), &before, &after, &[], &[upgrade]);
+
+        assert_eq!(summary.restarts_predicted, 2);
+        assert_eq!(summary.restarts_observed, 1);
+        assert_eq!(summary.pods_evicted, 1);
+        assert_eq!(summary.containers_preserved, 0);
+        assert!(summary.success());
+    }
+}

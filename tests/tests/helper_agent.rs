@@ -9,8 +9,10 @@
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
+    clippy::panic,
     reason = "tests fail loudly on setup errors"
 )]
+#![allow(clippy::too_many_lines, reason = "each test walks one whole upgrade, step by step")]
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -104,7 +106,7 @@ async fn create_pod(client: &kube::Client, node: &str) -> PodSpec {
     }
 }
 
-/// The rules of the node helper's ClusterRole in `manifests/rbac.yaml`.
+/// The rules of the node helper's `ClusterRole` in `manifests/rbac.yaml`.
 fn helper_rules() -> Vec<Value> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../manifests/rbac.yaml");
     let documents: Vec<Value> =

@@ -76,7 +76,7 @@ struct CrashRun {
     torn: usize,
 }
 
-/// Runs `execute` with `artifact`, SIGKILLing the helper right after each of `steps` is recorded
+/// Runs `execute` with `artifact`, killing the helper (SIGKILL) right after each of `steps` is recorded
 /// in the journal, then lets a last run finish, sampling the kubelet path throughout.
 async fn crash_after_each(
     name: &str,
@@ -124,7 +124,7 @@ async fn crash_after_each(
         .unwrap()
         .unwrap();
     stop.store(true, Ordering::Relaxed);
-    let (samples, torn) = sampler.join().unwrap();
+    let (sample_count, torn) = sampler.join().unwrap();
     containerd.shutdown().await;
     let journal: Journal = serde_json::from_slice(&finished.stdout).unwrap();
     CrashRun {
@@ -132,7 +132,7 @@ async fn crash_after_each(
         old,
         killed_at,
         journal,
-        samples,
+        samples: sample_count,
         torn,
     }
 }

@@ -200,9 +200,8 @@ impl Containerd {
             config: Some(config.clone()),
             ..Default::default()
         };
-        let sandbox_id = self
-            .client
-            .run_pod_sandbox(request)
+        // Boxed: tonic's request futures are large, and this one is awaited inside every test.
+        let sandbox_id = Box::pin(self.client.run_pod_sandbox(request))
             .await
             .map_err(cri("RunPodSandbox"))?
             .into_inner()
@@ -210,15 +209,14 @@ impl Containerd {
         self.sandboxes.push(sandbox_id.clone());
         let mut containers = Vec::new();
         for container in &pod.containers {
-            let id = self
-                .start_container(
-                    &sandbox_id,
-                    &config,
-                    pod,
-                    container,
-                    container.restart_count,
-                )
-                .await?;
+            let start = self.start_container(
+                &sandbox_id,
+                &config,
+                pod,
+                container,
+                container.restart_count,
+            );
+            let id = Box::pin(start).await?;
             let restart_count = container.restart_count;
             containers.push(RunningContainer {
                 name: container.name.clone(),
@@ -250,23 +248,20 @@ impl Containerd {
             container_id: old.id.clone(),
             timeout: 5,
         };
-        self.client
-            .stop_container(stop)
+        Box::pin(self.client.stop_container(stop))
             .await
             .map_err(cri("StopContainer"))?;
         let remove = RemoveContainerRequest {
             container_id: old.id.clone(),
         };
-        self.client
-            .remove_container(remove)
+        Box::pin(self.client.remove_container(remove))
             .await
             .map_err(cri("RemoveContainer"))?;
         let log_dir = self.dir.join("logs").join(&pod.spec.uid);
         let config = sandbox_config(&pod.spec, &log_dir.to_string_lossy());
         let restart_count = old.restart_count + 1;
-        let id = self
-            .start_container(&pod.sandbox_id, &config, &pod.spec, spec, restart_count)
-            .await?;
+        let start = self.start_container(&pod.sandbox_id, &config, &pod.spec, spec, restart_count);
+        let id = Box::pin(start).await?;
         Ok(RunningContainer {
             name: name.to_owned(),
             id,

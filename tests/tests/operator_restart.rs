@@ -1,5 +1,5 @@
 //! The real `kubelift-operator` binary, killed mid-rollout and started again, resumes where it
-//! stopped: every NodeUpgrade is created once (one uid per name) and sent to Execute once (one
+//! stopped: every `NodeUpgrade` is created once (one uid per name) and sent to Execute once (one
 //! spec change after creation). Needs `cargo build -p kubelift-operator --bins` first.
 #![allow(
     clippy::unwrap_used,

@@ -5,9 +5,9 @@ use std::str::FromStr;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kubelet_hash::KubeletVersion;
-use kubelift_crds::{BinaryArtifact, KubeletUpgradeSpec};
+use kubelift_crds::KubeletUpgradeSpec;
 
-use super::{selector, window};
+use super::selector;
 
 /// Minor versions a kubelet may lag behind the API server.
 const MAX_MINOR_SKEW: u32 = 3;
@@ -46,106 +46,19 @@ pub fn max_unavailable(value: &IntOrString, targeted: usize) -> usize {
     resolved.max(1)
 }
 
+/// Field problems, stated by the API's own validation (the same rules the CRD's schema enforces,
+/// for objects stored without it), plus the selector operators only the operator interprets.
 fn spec_problems(spec: &KubeletUpgradeSpec) -> Vec<String> {
-    let mut problems = Vec::new();
-    if KubeletVersion::from_str(&spec.version).is_err() {
-        problems.push(format!(
-            "spec.version: {:?} is not a version like v1.32.1",
-            spec.version
-        ));
-    }
-    let top = BinaryArtifact {
-        url: spec.binary.url.clone(),
-        path: spec.binary.path.clone(),
-        sha256: spec.binary.sha256.clone(),
+    let mut problems: Vec<String> = match spec.validate() {
+        Ok(()) => Vec::new(),
+        Err(invalid) => invalid
+            .errors
+            .iter()
+            .map(|error| format!("{}: {}", error.path, error.message))
+            .collect(),
     };
-    problems.extend(artifact_problems(&top, "spec.binary"));
-    for (arch, artifact) in &spec.binary.architectures {
-        problems.extend(artifact_problems(
-            artifact,
-            &format!("spec.binary.architectures[{arch}]"),
-        ));
-    }
-    problems.extend(rollout_problems(spec));
     if let Some(selector) = &spec.node_selector {
         problems.extend(selector::problems(selector, "spec.nodeSelector"));
-    }
-    if let Some(window) = &spec.window {
-        problems.extend(window::problems(window));
-    }
-    problems
-}
-
-fn artifact_problems(artifact: &BinaryArtifact, field: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    match (&artifact.url, &artifact.path) {
-        (Some(_), Some(_)) => problems.push(format!("{field}: set exactly one of url and path")),
-        (None, None) => problems.push(format!("{field}: one of url and path is required")),
-        (Some(url), None) if !acceptable_url(url) => problems.push(format!(
-            "{field}.url: {url:?} must be https:// or http:// to a loopback address"
-        )),
-        (None, Some(path)) if !path.starts_with('/') => {
-            problems.push(format!("{field}.path: {path:?} must be absolute"));
-        }
-        _ => {}
-    }
-    let sha = &artifact.sha256;
-    if sha.len() != 64
-        || !sha
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        problems.push(format!(
-            "{field}.sha256: must be 64 lowercase hexadecimal characters"
-        ));
-    }
-    problems
-}
-
-fn rollout_problems(spec: &KubeletUpgradeSpec) -> Vec<String> {
-    let rollout = &spec.rollout;
-    let mut problems = Vec::new();
-    match &rollout.max_unavailable {
-        IntOrString::Int(n) if *n < 1 => {
-            problems.push(format!(
-                "spec.rollout.maxUnavailable: {n} must be at least 1"
-            ));
-        }
-        IntOrString::String(text) if percent(text).is_none_or(|p| p == 0 || p > 100) => problems
-            .push(format!(
-                "spec.rollout.maxUnavailable: {text:?} must be a percentage 1%..100%"
-            )),
-        _ => {}
-    }
-    let numbers = [
-        ("spec.rollout.canary", i64::from(rollout.canary)),
-        ("spec.rollout.soakSeconds", rollout.soak_seconds),
-        ("spec.drain.timeoutSeconds", spec.drain.timeout_seconds),
-        (
-            "spec.verify.prepareTimeoutSeconds",
-            spec.verify.prepare_timeout_seconds,
-        ),
-        (
-            "spec.verify.readyTimeoutSeconds",
-            spec.verify.ready_timeout_seconds,
-        ),
-        ("spec.verify.settleSeconds", spec.verify.settle_seconds),
-        (
-            "spec.verify.maxUnexpectedRestarts",
-            i64::from(spec.verify.max_unexpected_restarts),
-        ),
-        (
-            "spec.failurePolicy.maxFailedNodes",
-            i64::from(spec.failure_policy.max_failed_nodes),
-        ),
-    ];
-    for (field, value) in numbers {
-        if value < 0 {
-            problems.push(format!("{field}: {value} must not be negative"));
-        }
-    }
-    if spec.ttl_seconds_after_finished.is_some_and(|ttl| ttl < 0) {
-        problems.push("spec.ttlSecondsAfterFinished: must not be negative".to_owned());
     }
     problems
 }
@@ -167,11 +80,6 @@ fn skew_problem(target: &KubeletVersion, server: &str) -> Option<String> {
             target.major, target.minor, server.major, server.minor
         )
     })
-}
-
-fn acceptable_url(url: &str) -> bool {
-    let loopback = ["http://127.", "http://localhost", "http://[::1]"];
-    url.starts_with("https://") || loopback.iter().any(|prefix| url.starts_with(prefix))
 }
 
 fn percent(text: &str) -> Option<usize> {

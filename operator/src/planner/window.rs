@@ -6,24 +6,6 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use kubelift_crds::{MaintenanceWindow, Weekday};
 
-/// Problems with a window's fields, one sentence each.
-#[must_use]
-pub fn problems(window: &MaintenanceWindow) -> Vec<String> {
-    let mut problems = Vec::new();
-    if TimeZone::get(&window.time_zone).is_err() {
-        problems.push(format!(
-            "spec.window.timeZone: unknown time zone {:?}",
-            window.time_zone
-        ));
-    }
-    for (field, value) in [("start", &window.start), ("end", &window.end)] {
-        if parse_time(value).is_none() {
-            problems.push(format!("spec.window.{field}: {value:?} is not HH:MM"));
-        }
-    }
-    problems
-}
-
 /// Whether the window is open at `now`, or when it next opens. `None` when the window cannot
 /// be evaluated (invalid; preflight reports it).
 #[must_use]
@@ -119,11 +101,5 @@ mod tests {
         let monday: Timestamp = "2026-01-05T12:00:00Z".parse().unwrap();
         let opening: Timestamp = "2026-01-10T02:00:00Z".parse().unwrap();
         assert_eq!(next_opening(&saturdays, monday), Some(Opening::At(opening)));
-    }
-
-    #[test]
-    fn bad_window_fields_are_each_reported() {
-        let bad = window(vec![], "25:00", "4pm", "Mars/Olympus");
-        assert_eq!(problems(&bad).len(), 3);
     }
 }

@@ -10,6 +10,7 @@
 )]
 
 mod apiserver_support;
+mod kubectl_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,68 +23,10 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use kubectl_support::Kubectl;
 use kubelift_testbed::apiserver::ApiServer;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-
-/// kubectl with a private HOME and kubeconfig.
-struct Kubectl {
-    binary: PathBuf,
-    home: tempfile::TempDir,
-}
-
-impl Kubectl {
-    /// kubectl for `server`, or None (after saying why) when kubectl is missing outside CI.
-    fn for_server(server: &ApiServer) -> Option<Kubectl> {
-        let binary = std::env::var_os("KUBELIFT_KUBECTL")
-            .map_or_else(|| PathBuf::from("/usr/bin/kubectl"), PathBuf::from);
-        if !binary.exists() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "kubectl is required in CI: {} is missing",
-                binary.display()
-            );
-            eprintln!("skipping: {} is missing", binary.display());
-            return None;
-        }
-        let home = tempfile::tempdir().unwrap();
-        server
-            .write_kubeconfig(&home.path().join("kubeconfig"))
-            .unwrap();
-        Some(Kubectl { binary, home })
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.binary);
-        command
-            .args(args)
-            .env("HOME", self.home.path())
-            .env("KUBECONFIG", self.home.path().join("kubeconfig"))
-            .kill_on_drop(true);
-        command
-    }
-
-    /// Runs kubectl to completion and returns stdout; fails the test on a non-zero exit.
-    async fn run(&self, args: &[&str]) -> String {
-        let output = tokio::time::timeout(PATIENCE * 3, self.command(args).output())
-            .await
-            .unwrap()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} failed: {stdout}\n{stderr}"
-        );
-        stdout
-    }
-
-    fn file(&self, name: &str, content: &Value) -> String {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, content.to_string()).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-}
 
 fn manifests() -> PathBuf {
     std::env::var_os("KUBELIFT_MANIFESTS").map_or_else(

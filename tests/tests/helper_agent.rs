@@ -12,7 +12,10 @@
     clippy::panic,
     reason = "tests fail loudly on setup errors"
 )]
-#![allow(clippy::too_many_lines, reason = "each test walks one whole upgrade, step by step")]
+#![allow(
+    clippy::too_many_lines,
+    reason = "each test walks one whole upgrade, step by step"
+)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;

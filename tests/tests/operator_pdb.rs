@@ -9,10 +9,10 @@
     reason = "tests fail loudly"
 )]
 
+mod kubectl_support;
 mod operator_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -21,8 +21,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use kubectl_support::Kubectl;
 use kubelift_crds::{ContainerVerdict, KubeletUpgrade, NodePhase, NodeUpgrade, PlanPhase, Verdict};
-use kubelift_testbed::apiserver::ApiServer;
 use kubelift_testbed::scripted_helper::{Script, ScriptedHelpers};
 use operator_support::*;
 use serde_json::json;
@@ -30,57 +30,6 @@ use serde_json::json;
 const PLAN: &str = "guarded";
 const POD: &str = "default/web-0";
 const BUDGET: &str = "default/web-pdb";
-
-/// kubectl with a private HOME and kubeconfig.
-struct Kubectl {
-    binary: PathBuf,
-    home: tempfile::TempDir,
-}
-
-impl Kubectl {
-    /// kubectl for `server`, or None (after saying why) when kubectl is missing outside CI.
-    fn for_server(server: &ApiServer) -> Option<Kubectl> {
-        let binary = std::env::var_os("KUBELIFT_KUBECTL")
-            .map_or_else(|| PathBuf::from("/usr/bin/kubectl"), PathBuf::from);
-        if !binary.exists() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "kubectl is required in CI: {} is missing",
-                binary.display()
-            );
-            eprintln!("skipping: {} is missing", binary.display());
-            return None;
-        }
-        let home = tempfile::tempdir().unwrap();
-        server
-            .write_kubeconfig(&home.path().join("kubeconfig"))
-            .unwrap();
-        Some(Kubectl { binary, home })
-    }
-
-    /// Runs kubectl to completion and returns stdout; fails the test on a non-zero exit.
-    async fn run(&self, args: &[&str]) -> String {
-        let kubeconfig = self.home.path().join("kubeconfig");
-        let command = tokio::process::Command::new(&self.binary)
-            .args(args)
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .env("HOME", self.home.path())
-            .kill_on_drop(true)
-            .output();
-        let output = tokio::time::timeout(PATIENCE, command)
-            .await
-            .unwrap()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} failed: {stdout}\n{stderr}"
-        );
-        stdout
-    }
-}
 
 /// A Running, Ready pod `web-0` on `node`, and a budget that allows it no disruption.
 async fn guarded_pod(client: &Client, node: &str) -> Pod {

@@ -127,13 +127,17 @@ async fn killed_operator_resumes_creating_and_executing_each_node_once() {
         "each went to Execute once: {executes:?}"
     );
     let agent = kubelift_operator::cli::USER_AGENT;
-    let created = server
+    let creations: Vec<_> = server
         .requests()
-        .iter()
-        .filter(|r| r.user_agent == agent && r.resource == "nodeupgrades" && r.verb == "patch")
-        .count();
-    assert!(
-        created >= 12,
-        "the binary's requests are attributed by User-Agent ({created})"
+        .into_iter()
+        .filter(|r| r.user_agent == agent && r.resource == "nodeupgrades")
+        .filter(|r| r.verb == "patch" && r.subresource.is_none() && r.code == 201)
+        .filter_map(|r| r.name)
+        .collect();
+    let distinct: BTreeSet<&String> = creations.iter().collect();
+    assert_eq!(
+        (creations.len(), distinct.len()),
+        (6, 6),
+        "the request log shows each NodeUpgrade created (201) exactly once: {creations:?}"
     );
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use kubelet_hash::KubeletVersion;
 use kubelift_crds::ContainerPolicy;
 use kubelift_testbed::sandbox::summary::render;
 use kubelift_testbed::sandbox::{RuntimeKind, Sandbox, SandboxConfig, SandboxError, Summary};
@@ -15,14 +16,14 @@ use kubelift_testbed::sandbox::{RuntimeKind, Sandbox, SandboxConfig, SandboxErro
 #[derive(Debug, Parser)]
 #[command(name = "kubelift-sandbox", version, about)]
 struct Cli {
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
-    nodes: usize,
-    /// Kubelet version the nodes start at (`1.31`, `v1.31.4`).
-    #[arg(long, default_value = "1.31")]
+    /// Number of nodes (at least 1).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    nodes: u16,
+    /// Kubelet version the nodes start at (`1.31`, `v1.31.4`; 1.16 or later).
+    #[arg(long, default_value = "1.31", value_parser = parse_version)]
     from: String,
-    /// Target kubelet version.
-    #[arg(long, default_value = "1.32")]
+    /// Target kubelet version (1.16 or later).
+    #[arg(long, default_value = "1.32", value_parser = parse_version)]
     to: String,
     /// Container policy: `Preserve`, `EvictIfRestart` or `Drain`.
     #[arg(long, default_value = "Preserve", value_parser = parse_policy)]
@@ -56,6 +57,18 @@ struct Cli {
 fn parse_policy(text: &str) -> Result<ContainerPolicy, String> {
     serde_json::from_value(serde_json::Value::String(text.to_owned()))
         .map_err(|_| format!("expected Preserve, EvictIfRestart or Drain, got {text:?}"))
+}
+
+/// A version the restart model can hash, completed to a full version (`1.31` → `v1.31.4`).
+fn parse_version(text: &str) -> Result<String, String> {
+    let full = full_version(text);
+    let version: KubeletVersion = full.parse().map_err(|error| format!("{error}"))?;
+    if (version.major, version.minor) < (1, 16) {
+        return Err(format!(
+            "{full} is older than v1.16, which kubelift does not model"
+        ));
+    }
+    Ok(full)
 }
 
 /// `1.31` → `v1.31.4`, `1.32` → `v1.32.1`: a released patch of each minor; full versions as given.
@@ -106,9 +119,9 @@ fn main() -> ExitCode {
 }
 
 fn config(cli: &Cli) -> SandboxConfig {
-    let mut config = SandboxConfig::new(cli.nodes.max(1));
-    config.from = full_version(&cli.from);
-    config.to = full_version(&cli.to);
+    let mut config = SandboxConfig::new(usize::from(cli.nodes));
+    config.from.clone_from(&cli.from);
+    config.to.clone_from(&cli.to);
     config.policy = cli.policy;
     config.snapshot_aware = cli.snapshot_aware;
     config.runtime = cli.runtime;

@@ -132,11 +132,12 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Whether the sandbox succeeded: the rollout completed and no container predicted
+    /// Whether the sandbox succeeded: the rollout completed, every node now runs the target
+    /// (a plan that skipped every node also reads `Complete`), and no container predicted
     /// `Preserved` restarted.
     #[must_use]
     pub fn success(&self) -> bool {
-        self.completed && self.unexpected_restarts == 0
+        self.completed && self.nodes_upgraded == self.nodes && self.unexpected_restarts == 0
     }
 }
 

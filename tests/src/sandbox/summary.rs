@@ -420,7 +420,14 @@ mod tests {
             "n1",
             &[("a", Verdict::WillRestart), ("b", Verdict::WillRestart)],
         );
-        let summary = summarize(outcome(), &before, &after, &[], &[upgrade]);
+        let node = Node {
+            metadata: kube::api::ObjectMeta {
+                name: Some("n1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let summary = summarize(outcome(), &before, &after, &[node], &[upgrade]);
 
         assert_eq!(summary.restarts_predicted, 2);
         assert_eq!(summary.restarts_observed, 1);

@@ -3,6 +3,7 @@
 //! the journal before the next begins. Started again after a crash, it resumes at the step after
 //! the last recorded one; every step is idempotent, so a step cut short is simply run again.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -185,6 +186,8 @@ impl Engine {
 
     /// Runs (or resumes) the attempt of `order` until it ends.
     pub async fn execute(&self, order: &WorkOrder) -> Result<Outcome, EngineError> {
+        self.remove_stale_temps();
+
         let journal = match self.store.load(&order.uid, order.attempt)? {
             Some(journal) => journal,
             None => self.begin(order).await?,
@@ -206,6 +209,24 @@ impl Engine {
         match self.drive(journal, None).await? {
             Outcome::Finished(journal) => Ok(*journal),
             Outcome::PredictionChanged { .. } => Err(order("abandoned attempt cannot re-predict")),
+        }
+    }
+
+    /// Removes what a helper killed mid-write left beside the journal, the kubelet and the
+    /// snapshot (their atomic writes' temporary files).
+    fn remove_stale_temps(&self) {
+        let paths = &self.ctx.paths;
+        let snapshot_dir = paths.snapshot.parent().map(Path::to_path_buf);
+        let dirs = [
+            Some(paths.journal_dir()),
+            Some(paths.kubelet_dir()),
+            snapshot_dir,
+        ];
+        for dir in dirs.into_iter().flatten() {
+            let removed = crate::fsutil::remove_stale_temps(&dir);
+            if removed > 0 {
+                tracing::info!(dir = %dir.display(), removed, "removed stale temporary files");
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! End-to-end failures through the sandbox library: a target kubelet that never becomes healthy,
-//! a wrong sha256, the operator killed mid-rollout, and a helper killed during Install.
+//! a wrong sha256, the operator killed mid-rollout, and a helper killed right after it staged the
+//! new binary (journal step `Staged`, observed by polling the node's journal).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,6 +15,7 @@ use std::collections::BTreeMap;
 use e2e_support::{chain, config, kubelet_bytes, run, start, wait_node_upgrade};
 use kube::Api;
 use kubelift_crds::{KubeletUpgrade, NodePhase, NodeUpgrade, Stage};
+use kubelift_node_helper::journal::{JournalStore, Step};
 use kubelift_testbed::sandbox::summary::Summary;
 use kubelift_testbed::sandbox::{PLAN, Sandbox};
 
@@ -185,17 +187,46 @@ fn an_operator_killed_mid_rollout_completes_without_upgrading_a_node_twice() {
     });
 }
 
+/// The step the newest journal of node `index` records, read as the helper reads it.
+fn journaled_step(sandbox: &mut Sandbox, index: usize) -> Option<Step> {
+    let dir = sandbox.nodes_mut()[index]
+        .root()
+        .join("var/lib/kubelift/journal");
+    let journals = JournalStore::new(&dir).all().ok()?;
+    journals
+        .into_iter()
+        .max_by_key(|j| j.attempt)
+        .map(|j| j.step)
+}
+
+/// Hidden files (temporary writes, staged downloads) left in `dir`.
+fn hidden_files(dir: &std::path::Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).unwrap().filter_map(Result::ok);
+    let names = entries.map(|e| e.file_name().to_string_lossy().into_owned());
+    names.filter(|name| name.starts_with('.')).collect()
+}
+
+/// Polls node `index`'s journal every 2 ms until it records `step` or later; returns what it saw.
+async fn await_journaled(sandbox: &mut Sandbox, index: usize, step: Step) -> Step {
+    let deadline = tokio::time::Instant::now() + e2e_support::PATIENCE;
+    loop {
+        match journaled_step(sandbox, index) {
+            Some(seen) if seen >= step => return seen,
+            _ if tokio::time::Instant::now() > deadline => panic!("{step:?} never journaled"),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(2)).await,
+        }
+    }
+}
+
 #[test]
-fn a_helper_killed_during_install_converges() {
+fn a_helper_killed_right_after_staging_the_binary_converges() {
     run(async {
         let mut sandbox = start(config(2)).await;
+        let original = kubelet_bytes(&mut sandbox, 0);
         let before = sandbox.record().await.unwrap();
         sandbox.apply_plan().await.unwrap();
-        wait_node_upgrade(&sandbox.client(), |u| {
-            u.spec.node_name == "node-01" && phase(u) == Some(NodePhase::Installing)
-        })
-        .await;
 
+        let seen = await_journaled(&mut sandbox, 0, Step::Staged).await;
         sandbox.nodes_mut()[0].helper().unwrap().kill().await;
         let bins = sandbox.config().bins.clone();
         let kubeconfig = sandbox.kubeconfig().to_owned();
@@ -204,12 +235,38 @@ fn a_helper_killed_during_install_converges() {
             .unwrap();
         let summary = finish(&sandbox, &before).await;
 
+        assert!(
+            matches!(seen, Step::Staged | Step::Installed | Step::Restarted),
+            "killed mid-Install, not at {seen:?}"
+        );
         assert!(summary.success(), "{summary:#?}");
         assert_eq!(summary.nodes_upgraded, 2);
         assert_eq!(summary.node_versions["node-01"], "v1.32.1");
         let target = std::fs::read(sandbox.dir().join("kubelets/kubelet-v1.32.1")).unwrap();
         assert_eq!(kubelet_bytes(&mut sandbox, 0), target);
+        let backup = sandbox.nodes_mut()[0]
+            .root()
+            .join("usr/bin/kubelet.kubelift-backup-v1.31.4");
+        assert_eq!(
+            std::fs::read(backup).unwrap(),
+            original,
+            "one backup, of the original"
+        );
+        assert_eq!(journaled_step(&mut sandbox, 0), Some(Step::Succeeded));
+        let root = sandbox.nodes_mut()[0].root();
+        for dir in ["var/lib/kubelift/journal", "usr/bin"] {
+            assert_eq!(
+                hidden_files(&root.join(dir)),
+                Vec::<String>::new(),
+                "left in {dir}"
+            );
+        }
         assert_eq!(summary.restarts_observed, 0);
+        let upgrade = Api::<NodeUpgrade>::all(sandbox.client())
+            .get(&format!("{PLAN}-node-01"))
+            .await
+            .unwrap();
+        assert_eq!(upgrade.spec.attempt, 1, "the same attempt resumed");
         sandbox.stop().await;
     });
 }

@@ -1,7 +1,7 @@
 //! End-to-end rollouts through the sandbox library: the real operator, one real helper per node,
 //! kubelet emulators under supervisors on simulated or real container runtimes. The positive
 //! control (a bare 1.30 → 1.31 swap recreates every container), 1.31 → 1.32 on real containerd,
-//! and 1.30 → 1.31 under each policy.
+//! and 1.30 → 1.31 under each policy, with the disruption budget watched throughout a drain.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,6 +12,8 @@
 mod e2e_support;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use e2e_support::{PATIENCE, chain, config, kubelet_bytes, run, start};
@@ -321,6 +323,93 @@ fn a_snapshot_aware_kubelet_keeps_every_container_from_1_30_to_1_31() {
         assert_eq!(summary.pods_evicted, 0);
         assert_eq!(summary.containers_preserved, summary.containers);
         assert!(summary.node_versions.values().all(|v| v == "v1.31.4"));
+        sandbox.stop().await;
+    });
+}
+
+/// Four replicas of one web server on two nodes (two each) under a budget of one unavailable.
+const BUDGETED_WEB: &str = r"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+        - name: nginx
+          image: registry.k8s.io/nginx-slim:0.27
+          readinessProbe: {httpGet: {path: /ready, port: 8080}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web, namespace: default}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: web}}
+";
+
+fn healthy(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    pod.metadata.deletion_timestamp.is_none()
+        && conditions
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
+/// Watches the `app=web` pods and keeps the smallest number of healthy ones seen at any moment.
+fn track_fewest_healthy(client: kube::Client) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let fewest = Arc::new(AtomicUsize::new(usize::MAX));
+    let api: Api<Pod> = Api::default_namespaced(client);
+    let config = watcher::Config::default().labels("app=web");
+    let (reader, writer) = reflector::store();
+    let mut events = reflector(writer, watcher(api, config)).boxed();
+    let seen = fewest.clone();
+    let task = tokio::spawn(async move {
+        while let Some(event) = events.next().await {
+            if matches!(
+                event,
+                Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_))
+            ) {
+                let count = reader.state().iter().filter(|p| healthy(p)).count();
+                seen.fetch_min(count, Ordering::Relaxed);
+            }
+        }
+    });
+    (fewest, task)
+}
+
+#[test]
+fn under_evict_if_restart_the_disruption_budget_holds_throughout_the_drain() {
+    run(async {
+        let manifests = tempfile::tempdir().unwrap();
+        std::fs::write(manifests.path().join("web.yaml"), BUDGETED_WEB).unwrap();
+        let mut config = minor_upgrade(2, ContainerPolicy::EvictIfRestart);
+        config.workloads = Some(manifests.path().to_owned());
+        let mut sandbox = start(config).await;
+        let (fewest, tracker) = track_fewest_healthy(sandbox.client());
+
+        let summary = rollout(&mut sandbox).await;
+        tracker.abort();
+
+        assert!(summary.success(), "{summary:#?}");
+        assert_eq!(summary.nodes_upgraded, 2);
+        assert_eq!(summary.pods_evicted, 4, "{summary:#?}");
+        let evictions: Vec<_> = sandbox
+            .server()
+            .requests()
+            .into_iter()
+            .filter(|r| r.subresource.as_deref() == Some("eviction"))
+            .collect();
+        assert!(
+            evictions.iter().any(|r| r.code == 429),
+            "two web pods per node: the budget refused the second eviction at first"
+        );
+        let fewest = fewest.load(Ordering::Relaxed);
+        assert_eq!(fewest, 3, "never more than one web pod unavailable");
         sandbox.stop().await;
     });
 }

@@ -111,6 +111,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
+        Err(error @ SandboxError::Interrupted { .. }) => {
+            eprintln!("{error}; everything the sandbox started is stopped");
+            ExitCode::from(130)
+        }
         Err(error) => {
             eprintln!("error: {}", chain(&error));
             ExitCode::from(2)
@@ -136,29 +140,50 @@ fn config(cli: &Cli) -> SandboxConfig {
 async fn run(cli: Cli) -> Result<bool, SandboxError> {
     let config = config(&cli);
     println!(
-        "kubelift sandbox: {} nodes ({:?} runtime), kubelet {} -> {} under {:?}",
+        "kubelift sandbox: {} node(s) ({:?} runtime), kubelet {} -> {} under {:?}",
         config.nodes, config.runtime, config.from, config.to, config.policy
     );
-    let mut sandbox = Sandbox::start(config).await?;
+    let mut sandbox = Sandbox::create(config).await?;
+
+    let outcome = tokio::select! {
+        outcome = boot_and_roll_out(&mut sandbox, &cli) => outcome,
+        signal = interrupted() => Err(SandboxError::Interrupted { signal }),
+    };
+    if outcome.is_ok() && cli.keep {
+        println!("keeping the sandbox running; Ctrl-C to stop");
+        interrupted().await;
+    }
+
+    sandbox.stop().await;
+    outcome.map(|summary| summary.success())
+}
+
+async fn boot_and_roll_out(sandbox: &mut Sandbox, cli: &Cli) -> Result<Summary, SandboxError> {
+    sandbox.boot().await?;
     println!(
         "cluster up; while it runs: KUBECONFIG={} kubectl get ku,nu",
         sandbox.kubeconfig().display()
     );
-    let outcome = sandbox.run_rollout().await;
-    let summary = match outcome {
-        Ok(summary) => summary,
-        Err(error) => {
-            sandbox.stop().await;
-            return Err(error);
-        }
+
+    let summary = sandbox.run_rollout().await?;
+    report(cli, &summary)?;
+    Ok(summary)
+}
+
+/// Resolves on the first SIGINT or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handlers = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    let (Ok(mut interrupt), Ok(mut terminate)) = handlers else {
+        return std::future::pending().await;
     };
-    report(&cli, &summary)?;
-    if cli.keep {
-        println!("keeping the sandbox running; Ctrl-C to stop");
-        let _signal = tokio::signal::ctrl_c().await;
+    tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
     }
-    sandbox.stop().await;
-    Ok(summary.success())
 }
 
 fn report(cli: &Cli, summary: &Summary) -> Result<(), SandboxError> {

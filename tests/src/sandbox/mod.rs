@@ -125,6 +125,12 @@ pub enum SandboxError {
         /// What was awaited.
         what: String,
     },
+    /// A signal stopped the sandbox before its summary.
+    #[error("interrupted by {signal}")]
+    Interrupted {
+        /// The signal's name.
+        signal: &'static str,
+    },
 }
 
 /// Which container runtime the nodes use.
@@ -249,7 +255,6 @@ impl SandboxConfig {
 /// A running sandbox.
 pub struct Sandbox {
     config: SandboxConfig,
-    _temp: Option<tempfile::TempDir>,
     dir: PathBuf,
     server: ApiServer,
     kubeconfig: PathBuf,
@@ -259,13 +264,34 @@ pub struct Sandbox {
     operator: Option<Process>,
     operator_port: u16,
     objects: Vec<Value>,
+    /// Last, so that it is removed after every process above has stopped.
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Sandbox {
     /// Starts the API server, the controllers, the nodes (Ready, with their helpers), the
-    /// operator, and the workloads (every pod running).
+    /// operator, and the workloads (every pod running). On failure whatever had started is
+    /// stopped again.
     pub async fn start(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let mut sandbox = Self::create(config).await?;
+
+        match Box::pin(sandbox.boot()).await {
+            Ok(()) => Ok(sandbox),
+            Err(error) => {
+                sandbox.stop().await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts the API server (with the CRDs), the cluster controllers and the artifact server:
+    /// no node yet. [`Sandbox::boot`] starts the rest.
+    pub async fn create(config: SandboxConfig) -> Result<Self, SandboxError> {
         config.bins.check()?;
+        let objects = match &config.workloads {
+            Some(dir) => workloads::read_dir(dir)?,
+            None => workloads::demo(),
+        };
         let (temp, dir) = sandbox_dir(config.dir.as_deref())?;
         let server = ApiServer::start(ApiServerConfig::default()).await?;
         let kubeconfig = dir.join("kubeconfig");
@@ -283,8 +309,8 @@ impl Sandbox {
                 what: "start the artifact server".into(),
                 source,
             })?;
-        let mut sandbox = Self {
-            objects: Vec::new(),
+        Ok(Self {
+            objects,
             config,
             _temp: temp,
             dir,
@@ -295,12 +321,12 @@ impl Sandbox {
             nodes: Vec::new(),
             operator: None,
             operator_port: 0,
-        };
-        Box::pin(sandbox.boot()).await?;
-        Ok(sandbox)
+        })
     }
 
-    async fn boot(&mut self) -> Result<(), SandboxError> {
+    /// Starts the nodes (Ready, with their helpers), the operator and the workloads (every pod
+    /// running). On failure, or when the future is dropped, [`Sandbox::stop`] stops what started.
+    pub async fn boot(&mut self) -> Result<(), SandboxError> {
         self.write_kubelets()?;
         self.start_nodes().await?;
         wait_nodes_ready(&self.client(), self.config.nodes).await?;
@@ -308,10 +334,6 @@ impl Sandbox {
             node.start_helper(&self.config.bins, &self.kubeconfig)?;
         }
         self.start_operator()?;
-        self.objects = match &self.config.workloads {
-            Some(dir) => workloads::read_dir(dir)?,
-            None => workloads::demo(),
-        };
         workloads::apply(&self.client(), &self.objects).await?;
         let expected = workloads::expected_pods(&self.objects, self.config.nodes);
         wait_pods_running(&self.client(), expected).await?;
@@ -579,7 +601,8 @@ impl Sandbox {
         self.nodes[index].set_kubelet_flags(&self.config.to, &flags.join(" "))
     }
 
-    /// Stops the operator, every node's helper, supervisor and runtime, by PID.
+    /// Stops the operator, every node's helper, supervisor and runtime, by PID; then removes the
+    /// sandbox's directory unless it was given.
     pub async fn stop(mut self) {
         if let Some(operator) = self.operator.as_mut() {
             operator.stop().await;

@@ -42,9 +42,10 @@ pub struct SandboxNode {
     pub name: String,
     dir: PathBuf,
     healthz_port: u16,
-    runtime: Option<Runtime>,
-    supervisor: Process,
+    // Dropped in this order: the helper, the supervisor (with its kubelet), the runtime.
     helper: Option<Process>,
+    supervisor: Process,
+    runtime: Option<Runtime>,
 }
 
 impl SandboxNode {
@@ -73,7 +74,10 @@ impl SandboxNode {
             supervisor: spawn_supervisor(setup, dir, bins, kubeconfig, healthz_port)?,
             helper: None,
         };
-        node.wait_for_supervisor().await?;
+        if let Err(error) = node.wait_for_supervisor().await {
+            node.stop().await;
+            return Err(error);
+        }
         Ok(node)
     }
 

@@ -1,6 +1,8 @@
 //! The sandbox's child processes (supervisors, helpers, the operator): each is spawned with its
 //! output appended to its own log file, and stopped by its own PID — SIGTERM, then SIGKILL after
-//! a grace period — never by name.
+//! a grace period — never by name. A process still running when its handle is dropped (a test
+//! that panicked, a sandbox interrupted half-way) is stopped the same way, so that a supervisor
+//! still stops its kubelet and nothing outlives the sandbox.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,6 +16,9 @@ use super::SandboxError;
 
 /// How long a process may take to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// How long a dropped process may take to exit after SIGTERM (blocking the dropping thread).
+const DROP_GRACE: Duration = Duration::from_secs(5);
 
 /// A running child process of the sandbox.
 #[derive(Debug)]
@@ -37,7 +42,6 @@ impl Process {
             .map_err(failed)?;
         let stderr = file.try_clone().map_err(failed)?;
         command.stdin(Stdio::null()).stdout(file).stderr(stderr);
-        command.kill_on_drop(true);
         let child = command.spawn().map_err(failed)?;
         tracing::debug!(name, pid = child.id(), "process started");
         Ok(Self {
@@ -86,6 +90,26 @@ impl Process {
         {
             tracing::warn!(name = %self.name, "process ignored SIGTERM; killing it");
             self.kill().await;
+        }
+    }
+}
+
+impl Drop for Process {
+    /// SIGTERM, then a blocking wait of up to [`DROP_GRACE`] (then SIGKILL), so that files the
+    /// process writes are closed before whoever owns their directory removes it.
+    fn drop(&mut self) {
+        if self.exited() {
+            return;
+        }
+
+        tracing::debug!(name = %self.name, "process handle dropped; stopping it");
+        self.signal(Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + DROP_GRACE;
+        while !self.exited() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !self.exited() {
+            self.signal(Signal::SIGKILL);
         }
     }
 }

@@ -39,6 +39,12 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Value>, SandboxError> {
             })?;
         objects.extend(documents.into_iter().filter(|d| !d.is_null()));
     }
+    if objects.is_empty() {
+        return Err(SandboxError::Manifest {
+            path: dir.to_owned(),
+            message: "no object in any *.yaml, *.yml or *.json file".into(),
+        });
+    }
     Ok(objects)
 }
 
@@ -82,7 +88,19 @@ async fn create(client: &Client, object: &Value) -> Result<(), SandboxError> {
         what: describe(object),
         message: e.to_string(),
     })?;
-    let (resource, capabilities) = pinned_kind(client, &gvk).await.map_err(failed)?;
+    let (resource, capabilities) = match pinned_kind(client, &gvk).await {
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            return Err(SandboxError::Kind {
+                what: describe(object),
+                message: format!(
+                    "the API server serves no {} in {}",
+                    gvk.kind,
+                    gvk.api_version()
+                ),
+            });
+        }
+        found => found.map_err(failed)?,
+    };
     let api: Api<DynamicObject> = match capabilities.scope {
         Scope::Namespaced => {
             let namespace = typed.metadata.namespace.as_deref().unwrap_or("default");

@@ -35,12 +35,6 @@ pub use summary::{PodRecord, Summary};
 /// Generous bound for anything the sandbox waits on, on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(180);
 
-/// How long a started operator may take to sync its caches before it is restarted.
-const OPERATOR_READY: Duration = Duration::from_secs(30);
-
-/// How many times the operator is started before the sandbox gives up on it.
-const OPERATOR_STARTS: u32 = 3;
-
 /// The plan the sandbox applies.
 pub const PLAN: &str = "sandbox-upgrade";
 
@@ -403,33 +397,21 @@ impl Sandbox {
 
     /// Waits until the operator answers `/readyz` with 200 (its caches are synced), so that a
     /// plan applied next is seen by a running controller. Polls: the endpoint has no watch.
-    /// An operator that is not ready after [`OPERATOR_READY`] is restarted (by PID), a few
-    /// times: its caches were seen to never sync in a small share of starts.
     pub async fn wait_operator_ready(&mut self) -> Result<(), SandboxError> {
-        for attempt in 1..=OPERATOR_STARTS {
-            if self.operator_ready_within(OPERATOR_READY).await {
-                return Ok(());
-            }
-            tracing::warn!(attempt, "the operator did not become ready; restarting it");
-            if let Some(operator) = self.operator.as_mut() {
-                operator.stop().await;
-            }
-            self.start_operator()?;
-        }
-        Err(SandboxError::Timeout {
-            what: "the operator to be ready".into(),
-        })
-    }
-
-    async fn operator_ready_within(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         while tokio::time::Instant::now() < deadline {
             if http_status(self.operator_port, "/readyz").await == Some(200) {
-                return true;
+                return Ok(());
+            }
+            if self.operator.as_mut().is_none_or(Process::exited) {
+                break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        false
+        let log = self.dir.join("operator.log");
+        Err(SandboxError::Timeout {
+            what: format!("the operator to be ready (see {})", log.display()),
+        })
     }
 
     /// Every pod as it is now.

@@ -76,11 +76,41 @@ pub enum Error {
     #[error("failed to talk to the kubernetes api")]
     Kube(#[from] kube::Error),
     /// The manifest could not be read.
-    #[error("failed to read the manifest")]
-    Read(#[from] std::io::Error),
+    #[error("failed to read {path}")]
+    Read {
+        /// The manifest's path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The manifest is not a KubeletUpgrade.
     #[error("failed to parse the manifest as a KubeletUpgrade")]
     Parse(#[from] serde_saphyr::Error),
+    /// The manifest's spec breaks the API's rules.
+    #[error("the manifest's spec is invalid")]
+    Invalid(#[from] kubelift_crds::InvalidSpec),
+    /// Standard output could not be written.
+    #[error("failed to write to standard output")]
+    Output(#[source] std::io::Error),
+}
+
+impl Error {
+    /// Whether the reader of standard output went away (`| head`): not worth a message.
+    #[must_use]
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, Self::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Writes `text` to standard output at once.
+fn emit(text: &str) -> Result<(), Error> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(Error::Output)
 }
 
 /// Run one command.
@@ -90,17 +120,16 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Plan { file } => plan(&client, &file).await,
         Command::Status { name, watch } => loop {
-            print!("{}", status(&client, &name).await?);
+            emit(&status(&client, &name).await?)?;
             if !watch {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
-            print!("\x1b[2J\x1b[H");
+            emit("\x1b[2J\x1b[H")?;
         },
         Command::Pause { name } => {
             merge(&plans, &name, json!({"spec": {"paused": true}})).await?;
-            println!("kubeletupgrade/{name} paused");
-            Ok(())
+            emit(&format!("kubeletupgrade/{name} paused\n"))
         }
         Command::Resume { name, unpause } => resume(&plans, &name, unpause).await,
         Command::Retry { name } => {
@@ -113,8 +142,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 + 1;
             let patch = json!({"metadata": {"annotations": {RETRY_ANNOTATION: next.to_string()}}});
             merge(&plans, &name, patch).await?;
-            println!("kubeletupgrade/{name}: retry {next} requested");
-            Ok(())
+            emit(&format!("kubeletupgrade/{name}: retry {next} requested\n"))
         }
     }
 }
@@ -123,16 +151,20 @@ async fn resume(plans: &Api<KubeletUpgrade>, name: &str, unpause: bool) -> Resul
     let plan = plans.get(name).await?;
     let generation = plan.metadata.generation.unwrap_or(1).to_string();
     let mut patch = json!({"metadata": {"annotations": {RESUME_ANNOTATION: generation}}});
+    let mut text = String::new();
     if unpause {
         patch["spec"] = json!({"paused": false});
     } else if plan.spec.paused {
-        println!(
-            "note: spec.paused is true; change it where the plan is managed, or pass --unpause"
+        text.push_str(
+            "note: spec.paused is true; change it where the plan is managed, or pass --unpause\n",
         );
     }
     merge(plans, name, patch).await?;
-    println!("kubeletupgrade/{name} resumed at generation {generation}");
-    Ok(())
+    let _ = writeln!(
+        text,
+        "kubeletupgrade/{name} resumed at generation {generation}"
+    );
+    emit(&text)
 }
 
 async fn merge(
@@ -187,8 +219,12 @@ async fn status(client: &Client, name: &str) -> Result<String, Error> {
 
 /// `plan -f`: order, batches, and restart predictions.
 async fn plan(client: &Client, file: &std::path::Path) -> Result<(), Error> {
-    let text = std::fs::read_to_string(file)?;
+    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+        path: file.to_owned(),
+        source,
+    })?;
     let plan: KubeletUpgrade = serde_saphyr::from_str(&text)?;
+    plan.spec.validate()?;
     let spec = &plan.spec;
     let nodes: Vec<NodeView> = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
@@ -209,7 +245,9 @@ async fn plan(client: &Client, file: &std::path::Path) -> Result<(), Error> {
     let width = max_unavailable(&spec.rollout.max_unavailable, targeted.len());
     let canary = usize::try_from(spec.rollout.canary).unwrap_or(0);
 
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "kubeletupgrade/{} to {}: {} nodes to upgrade",
         plan.name_any(),
         spec.version,
@@ -222,14 +260,15 @@ async fn plan(client: &Client, file: &std::path::Path) -> Result<(), Error> {
         let size = if index < canary { 1 } else { width };
         batch += 1;
         let label = if index < canary { "canary" } else { "batch" };
-        println!("{label} {batch}:");
+        let _ = writeln!(out, "{label} {batch}:");
         for node in order.iter().skip(index).take(size) {
-            println!("  {} ({})", node.name, node.kubelet_version);
-            predictions(client, node, &spec.version, reports.get(&node.name)).await?;
+            let _ = writeln!(out, "  {} ({})", node.name, node.kubelet_version);
+            let report = reports.get(&node.name);
+            out.push_str(&predictions(client, node, &spec.version, report).await?);
         }
         index += size;
     }
-    Ok(())
+    emit(&out)
 }
 
 /// The helpers' dry-run reports of the plan already applied under this name, by node.
@@ -255,10 +294,12 @@ async fn predictions(
     node: &NodeView,
     target: &str,
     report: Option<&NodeUpgrade>,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
+    let mut out = String::new();
     if let Some(status) = report.and_then(|nu| nu.status.as_ref()) {
         let counts = status.prediction.clone().unwrap_or_default();
-        println!(
+        let _ = writeln!(
+            out,
             "    helper report: {} preserved, {} will restart, {} unknown",
             counts.preserved, counts.will_restart, counts.unknown
         );
@@ -267,19 +308,20 @@ async fn predictions(
             .iter()
             .filter(|c| c.verdict != Verdict::Preserved)
         {
-            println!(
+            let _ = writeln!(
+                out,
                 "    {}/{}/{}: {:?}",
                 c.pod_namespace, c.pod_name, c.container, c.verdict
             );
         }
-        return Ok(());
+        return Ok(out);
     }
     let (Ok(current), Ok(target)) = (
         KubeletVersion::from_str(&node.kubelet_version),
         KubeletVersion::from_str(target),
     ) else {
-        println!("    (no estimate: unparsable versions)");
-        return Ok(());
+        out.push_str("    (no estimate: unparsable versions)\n");
+        return Ok(out);
     };
     let params = ListParams::default().fields(&format!("spec.nodeName={}", node.name));
     for pod in Api::<Pod>::all(client.clone()).list(&params).await?.items {
@@ -289,7 +331,8 @@ async fn predictions(
         match kubelet_hash::predict(&json, &current, &target, None) {
             Ok(prediction) => {
                 for c in prediction.containers {
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "    {}/{}/{}: {} (estimate)",
                         pod.namespace().unwrap_or_default(),
                         pod.name_any(),
@@ -298,12 +341,15 @@ async fn predictions(
                     );
                 }
             }
-            Err(error) => println!(
-                "    {}/{}: no estimate ({error})",
-                pod.namespace().unwrap_or_default(),
-                pod.name_any()
-            ),
+            Err(error) => {
+                let _ = writeln!(
+                    out,
+                    "    {}/{}: no estimate ({error})",
+                    pod.namespace().unwrap_or_default(),
+                    pod.name_any()
+                );
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }

@@ -73,6 +73,24 @@ impl Kubectl {
         stdout
     }
 
+    /// The path of `name` in the private HOME.
+    pub fn home_path(&self, name: &str) -> String {
+        self.home.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// `bash -c script` with the private HOME and kubeconfig, and `$KUBECTL` naming kubectl;
+    /// killed when dropped.
+    pub fn shell(&self, script: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("bash");
+        command
+            .args(["-c", script])
+            .env("HOME", self.home.path())
+            .env("KUBECONFIG", self.home.path().join("kubeconfig"))
+            .env("KUBECTL", &self.binary)
+            .kill_on_drop(true);
+        command
+    }
+
     /// Writes `content` as a file in the private HOME and returns its path.
     pub fn file(&self, name: &str, content: &Value) -> String {
         let path = self.home.path().join(name);

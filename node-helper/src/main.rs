@@ -16,9 +16,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the hash each container would get from a kubelet version.
+    /// Print the hash each container would get from a kubelet version (reads a Pod or one
+    /// Container, JSON or YAML, on stdin).
     Hash(predict_cli::HashArgs),
-    /// Predict which containers of a pod a kubelet upgrade would restart.
+    /// Predict which containers of a pod a kubelet upgrade would restart (reads a Pod, JSON or
+    /// YAML, on stdin).
     Predict(predict_cli::PredictArgs),
     /// Run the per-node agent: execute this node's `NodeUpgrade`s.
     Agent(Box<kubelift_node_helper::agent::AgentArgs>),

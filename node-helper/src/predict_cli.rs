@@ -59,6 +59,10 @@ enum CliError {
     Hash(#[from] HashError),
     #[error("failed to parse --stored {0:?}: expected NAME=HASH[,HASH_WITHOUT_RESOURCES]")]
     Stored(String),
+    #[error("failed to read the input as a Pod: it is a {0} (try `kubectl get pod NAME -o json`)")]
+    NotAPod(String),
+    #[error("failed to find a container: the Pod has no spec.containers")]
+    NoContainers,
 }
 
 /// Runs `hash`.
@@ -104,12 +108,28 @@ fn read_input() -> Result<String, CliError> {
 
 fn as_json(text: String) -> Result<String, CliError> {
     let looks_like_json = matches!(text.trim_start().chars().next(), Some('{' | '['));
-    if looks_like_json {
-        return Ok(text);
+    let json = if looks_like_json {
+        text
+    } else {
+        let value: serde_json::Value =
+            serde_saphyr::from_str(&text).map_err(|e| CliError::Yaml(e.to_string()))?;
+        value.to_string()
+    };
+    refuse_other_kinds(&json)?;
+    Ok(json)
+}
+
+/// A Deployment or any other object that names a kind other than Pod is refused: its containers
+/// sit elsewhere, and its template is not what the kubelet hashes.
+fn refuse_other_kinds(json: &str) -> Result<(), CliError> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: Option<String>,
     }
-    let value: serde_json::Value =
-        serde_saphyr::from_str(&text).map_err(|e| CliError::Yaml(e.to_string()))?;
-    Ok(value.to_string())
+    match serde_json::from_str::<Kind>(json) {
+        Ok(Kind { kind: Some(kind) }) if kind != "Pod" => Err(CliError::NotAPod(kind)),
+        _ => Ok(()),
+    }
 }
 
 fn hash_lines(args: &HashArgs, input: &str) -> Result<String, CliError> {
@@ -134,6 +154,9 @@ fn prediction_table(args: &PredictArgs, input: &str) -> Result<String, CliError>
     let to: KubeletVersion = args.to.parse()?;
     let stored = parse_stored(&args.stored)?;
     let prediction = predict(input, &from, &to, (!stored.is_empty()).then_some(&stored))?;
+    if prediction.containers.is_empty() {
+        return Err(CliError::NoContainers);
+    }
     let mut rows = vec![
         [
             "CONTAINER",

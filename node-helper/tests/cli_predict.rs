@@ -217,6 +217,18 @@ fn malformed_input_exits_2_with_a_one_line_message() {
             b"[1, 2]",
         ),
         (
+            &["predict", "--from", "v1.30.6", "--to", "v1.31.2"],
+            b"{\"kind\":\"Deployment\",\"spec\":{\"template\":{}}}",
+        ),
+        (
+            &["hash", "--kubelet-version", "v1.30.2"],
+            b"kind: DaemonSet\nspec: {}\n",
+        ),
+        (
+            &["predict", "--from", "v1.30.6", "--to", "v1.31.2"],
+            b"{\"kind\":\"Pod\",\"spec\":{\"containers\":[]}}",
+        ),
+        (
             &["predict", "--from", "v1.14.0", "--to", "v1.31.2"],
             b"{\"spec\":{\"containers\":[{\"name\":\"a\"}]}}",
         ),

@@ -89,9 +89,10 @@ fn quantities_read_from_numbers_and_null_and_refuse_escapes() {
 
 #[test]
 fn a_present_resource_field_ref_always_carries_its_divisor() {
-    let json = projected(
-        r#"{"name":"a","env":[{"name":"X","valueFrom":{"resourceFieldRef":{"resource":"r","divisor":"1Mi"}}}]}"#,
-    );
+    let json = projected(concat!(
+        r#"{"name":"a","env":[{"name":"X","valueFrom":{"resourceFieldRef":{"resource":"r","#,
+        r#""divisor":"1Mi"}}}]}"#,
+    ));
     assert!(
         json.contains(r#""resourceFieldRef":{"resource":"r","divisor":"1Mi"}"#),
         "{json}"
@@ -144,12 +145,17 @@ fn null_leaves_non_pointers_alone_and_clears_pointers() {
 
 #[test]
 fn pointers_to_zero_values_are_kept_and_empty_collections_dropped() {
-    let json = projected(
-        r#"{"name":"a","command":[],"env":[{"name":"E","valueFrom":{"secretKeyRef":{"key":"k","optional":false}}}],"securityContext":{"privileged":false}}"#,
-    );
+    let json = projected(concat!(
+        r#"{"name":"a","command":[],"env":[{"name":"E","#,
+        r#""valueFrom":{"secretKeyRef":{"key":"k","optional":false}}}],"#,
+        r#""securityContext":{"privileged":false}}"#,
+    ));
     assert_eq!(
         json,
-        r#"{"name":"a","env":[{"name":"E","valueFrom":{"secretKeyRef":{"key":"k","optional":false}}}],"resources":{},"securityContext":{"privileged":false}}"#
+        concat!(
+            r#"{"name":"a","env":[{"name":"E","valueFrom":{"secretKeyRef":{"key":"k","#,
+            r#""optional":false}}}],"resources":{},"securityContext":{"privileged":false}}"#,
+        )
     );
 }
 

@@ -150,7 +150,13 @@ fn a_stored_hash_the_model_does_not_reproduce_is_unknown() {
 
 #[test]
 fn stored_hashes_compare_as_numbers_like_the_kubelet_reads_them() {
-    let container = r#"{"name":"test_container","image":"foo/image:v1","command":["/bin/testcmd"],"args":["/bin/sh","-c","echo abc"],"ports":[{"containerPort":8001}],"env":[{"name":"ENV_FOO","value":"bar"},{"name":"ENV_BAR","valueFrom":{"secretKeyRef":{"name":"foo","key":"bar","optional":true}}}],"resources":{"limits":{"foo":"1G"},"requests":{"foo":"500M"}}}"#;
+    let container = concat!(
+        r#"{"name":"test_container","image":"foo/image:v1","command":["/bin/testcmd"],"#,
+        r#""args":["/bin/sh","-c","echo abc"],"ports":[{"containerPort":8001}],"#,
+        r#""env":[{"name":"ENV_FOO","value":"bar"},{"name":"ENV_BAR","#,
+        r#""valueFrom":{"secretKeyRef":{"name":"foo","key":"bar","optional":true}}}],"#,
+        r#""resources":{"limits":{"foo":"1G"},"requests":{"foo":"500M"}}}"#,
+    );
     let padded = StoredHashes {
         hash: Some("0311670A".into()),
         hash_without_resources: None,
@@ -166,7 +172,10 @@ fn stored_hashes_compare_as_numbers_like_the_kubelet_reads_them() {
 
 #[test]
 fn calibration_finds_the_toolchain_from_a_backspace_and_carries_it_to_the_target() {
-    let pod = r#"{"spec":{"containers":[{"name":"bell","image":"i","args":["ring\b"]},{"name":"plain","image":"i"}]}}"#;
+    let pod = concat!(
+        r#"{"spec":{"containers":[{"name":"bell","image":"i","args":["ring\b"]},"#,
+        r#"{"name":"plain","image":"i"}]}}"#,
+    );
     let bell = &container_names_and_json(pod).unwrap()[0].2;
     let go122 = HashOptions {
         go_escapes: Some(GoEscapes::Go122),
@@ -218,8 +227,14 @@ fn calibration_finds_the_toolchain_from_a_backspace_and_carries_it_to_the_target
 
 #[test]
 fn a_container_resized_in_place_is_preserved_while_only_its_resources_differ() {
-    let original = r#"{"spec":{"containers":[{"name":"app","image":"i","resources":{"limits":{"cpu":"1"}}}]}}"#;
-    let resized = r#"{"spec":{"containers":[{"name":"app","image":"i","resources":{"limits":{"cpu":"2"}}}]}}"#;
+    let original = concat!(
+        r#"{"spec":{"containers":[{"name":"app","image":"i","#,
+        r#""resources":{"limits":{"cpu":"1"}}}]}}"#,
+    );
+    let resized = concat!(
+        r#"{"spec":{"containers":[{"name":"app","image":"i","#,
+        r#""resources":{"limits":{"cpu":"2"}}}]}}"#,
+    );
     let json = &container_names_and_json(original).unwrap()[0].2;
     let kubelet = version("v1.28.2");
     let without = HashOptions {

@@ -67,7 +67,11 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
         .filter(|path| match fs::remove_file(path) {
             Ok(()) => true,
             Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "failed to remove a stale temp file");
+                tracing::warn!(
+                    path = %path.display(),
+                    %error,
+                    "failed to remove a stale temp file"
+                );
                 false
             }
         })

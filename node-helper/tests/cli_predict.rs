@@ -72,8 +72,14 @@ fn hash_prints_the_expected_hash_of_every_vector() {
 
 #[test]
 fn hash_reads_pods_as_json_or_yaml_one_line_per_container() {
-    let json = r#"{"kind":"Pod","spec":{"initContainers":[{"name":"init","image":"bar"}],"containers":[{"name":"foo","image":"bar"}]}}"#;
-    let yaml = "kind: Pod\nspec:\n  initContainers:\n  - name: init\n    image: bar\n  containers:\n  - name: foo\n    image: bar\n";
+    let json = concat!(
+        r#"{"kind":"Pod","spec":{"initContainers":[{"name":"init","image":"bar"}],"#,
+        r#""containers":[{"name":"foo","image":"bar"}]}}"#,
+    );
+    let yaml = concat!(
+        "kind: Pod\nspec:\n  initContainers:\n  - name: init\n    image: bar\n",
+        "  containers:\n  - name: foo\n    image: bar\n",
+    );
     let from_json = stdout_of(&["hash", "--kubelet-version", "v1.31.0"], json);
     assert_eq!(
         from_json,
@@ -117,7 +123,11 @@ fn hash_honours_the_go_escapes_setting() {
 
 #[test]
 fn predict_prints_a_table_with_a_verdict_per_container() {
-    let pod = r#"{"spec":{"containers":[{"name":"web","image":"nginx:1.25","resizePolicy":[{"resourceName":"cpu","restartPolicy":"NotRequired"}]},{"name":"foo","image":"bar"}]}}"#;
+    let pod = concat!(
+        r#"{"spec":{"containers":[{"name":"web","image":"nginx:1.25","#,
+        r#""resizePolicy":[{"resourceName":"cpu","restartPolicy":"NotRequired"}]},"#,
+        r#"{"name":"foo","image":"bar"}]}}"#,
+    );
     let table = stdout_of(&["predict", "--from", "v1.26.4", "--to", "v1.27.2"], pod);
     let rows: Vec<Vec<&str>> = table
         .lines()

@@ -44,7 +44,11 @@ pub struct Cli {
     #[arg(long, env = "KUBELIFT_NODE_NAME")]
     pub node_name: Option<String>,
     /// Address for `/healthz`, `/readyz` and `/metrics`.
-    #[arg(long, env = "KUBELIFT_METRICS_ADDRESS", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    #[arg(
+        long,
+        env = "KUBELIFT_METRICS_ADDRESS",
+        default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    )]
     pub metrics_address: IpAddr,
     /// Port for `/healthz`, `/readyz` and `/metrics` (0: any free port, logged).
     #[arg(long, env = "KUBELIFT_METRICS_PORT", default_value_t = 8080)]

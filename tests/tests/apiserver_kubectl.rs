@@ -50,13 +50,17 @@ fn node(name: &str) -> Value {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {"node-role.kubernetes.io/worker": ""}},
         "status": {
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready",
-                            "lastHeartbeatTime": "2026-01-01T00:00:00Z",
-                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
-            "nodeInfo": {"kubeletVersion": "v1.32.2", "osImage": "Debian", "kernelVersion": "6.1",
-                         "containerRuntimeVersion": "containerd://1.6.20", "architecture": "amd64",
-                         "operatingSystem": "linux", "machineID": "m", "systemUUID": "s", "bootID": "b",
-                         "kubeProxyVersion": ""},
+            "conditions": [{
+                "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "ready",
+                "lastHeartbeatTime": "2026-01-01T00:00:00Z",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }],
+            "nodeInfo": {
+                "kubeletVersion": "v1.32.2", "osImage": "Debian", "kernelVersion": "6.1",
+                "containerRuntimeVersion": "containerd://1.6.20", "architecture": "amd64",
+                "operatingSystem": "linux", "machineID": "m", "systemUUID": "s", "bootID": "b",
+                "kubeProxyVersion": "",
+            },
             "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
             "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
             "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
@@ -226,13 +230,19 @@ async fn workloads_on_node(server: &ApiServer) {
         json!({"metadata": {"labels": {"app": app}},
                                      "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}})
     };
-    let ds = json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")}});
+    let ds = json!({
+        "metadata": {"name": "agent"},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")},
+    });
     let ds = daemonsets
         .create(&PostParams::default(), &serde_json::from_value(ds).unwrap())
         .await
         .unwrap();
     let replicasets: Api<ReplicaSet> = Api::default_namespaced(client.clone());
-    let rs = json!({"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template("web")}});
+    let rs = json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template("web")},
+    });
     let rs = replicasets
         .create(&PostParams::default(), &serde_json::from_value(rs).unwrap())
         .await
@@ -244,7 +254,8 @@ async fn workloads_on_node(server: &ApiServer) {
     ] {
         let pod = json!({
             "metadata": {"name": name, "labels": {"app": app}, "ownerReferences": [{
-                "apiVersion": "apps/v1", "kind": kind, "name": app, "uid": uid, "controller": true}]},
+                "apiVersion": "apps/v1", "kind": kind, "name": app, "uid": uid,
+                "controller": true}]},
             "spec": {"nodeName": "node-a", "containers": [{"name": "c", "image": "busybox:1"}]},
         });
         pods.create(
@@ -253,13 +264,18 @@ async fn workloads_on_node(server: &ApiServer) {
         )
         .await
         .unwrap();
-        let ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        let ready = json!({
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+        });
         pods.patch_status(name, &PatchParams::default(), &Patch::Merge(ready))
             .await
             .unwrap();
     }
     let pdbs: Api<PodDisruptionBudget> = Api::default_namespaced(client);
-    let pdb = json!({"metadata": {"name": "web"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}});
+    let pdb = json!({
+        "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    });
     pdbs.create(
         &PostParams::default(),
         &serde_json::from_value(pdb).unwrap(),
@@ -349,8 +365,10 @@ async fn kubectl_applies_server_side_and_deletes() {
         .run(&["apply", "--server-side", "--validate=false", "-f", &crd])
         .await;
     let widget = |size: i64| {
-        json!({"apiVersion": "test.kubelift.dev/v1", "kind": "Widget",
-                                    "metadata": {"name": "w", "namespace": "default"}, "spec": {"size": size}})
+        json!({
+            "apiVersion": "test.kubelift.dev/v1", "kind": "Widget",
+            "metadata": {"name": "w", "namespace": "default"}, "spec": {"size": size},
+        })
     };
     let first = kubectl.file("w1.json", &widget(1));
     let second = kubectl.file("w2.json", &widget(2));

@@ -186,7 +186,8 @@ async fn deleting_an_owner_removes_its_dependents_in_the_background() {
         .await
         .unwrap();
     let reference = json!([{
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid.unwrap(),
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+        "uid": owner.metadata.uid.unwrap(),
     }]);
     for name in ["child-a", "child-b"] {
         let child: ConfigMap = serde_json::from_value(
@@ -233,7 +234,8 @@ async fn orphaning_keeps_dependents_without_the_reference() {
         .await
         .unwrap();
     let reference = json!([{
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid.unwrap(),
+        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+        "uid": owner.metadata.uid.unwrap(),
     }]);
     let child: ConfigMap = serde_json::from_value(
         json!({"metadata": {"name": "child", "ownerReferences": reference}}),

@@ -271,7 +271,11 @@ async fn create_oversized_widget(enforce_cel: bool) -> Result<(), kube::Error> {
         .unwrap();
     let client = server.in_process_client();
     let mut crd = apiserver_support::widget_crd();
-    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"] = json!([{"rule": "!has(self.size) || self.size <= 10", "message": "size must be at most 10"}]);
+    let schema = &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    schema["properties"]["spec"]["x-kubernetes-validations"] = json!([{
+        "rule": "!has(self.size) || self.size <= 10",
+        "message": "size must be at most 10",
+    }]);
     let crds: Api<kube::api::DynamicObject> =
         Api::all_with(client.clone(), &apiserver_support::crd_resource());
     crds.create(

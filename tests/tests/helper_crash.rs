@@ -76,8 +76,8 @@ struct CrashRun {
     torn: usize,
 }
 
-/// Runs `execute` with `artifact`, killing the helper (SIGKILL) right after each of `steps` is recorded
-/// in the journal, then lets a last run finish, sampling the kubelet path throughout.
+/// Runs `execute` with `artifact`, killing the helper (SIGKILL) right after each of `steps` is
+/// recorded in the journal, then lets a last run finish, sampling the kubelet path throughout.
 async fn crash_after_each(
     name: &str,
     artifact: Vec<u8>,

@@ -31,6 +31,12 @@ fn bin_dir() -> PathBuf {
     deps.parent().unwrap().to_path_buf()
 }
 
+/// `PATH` with the built binaries first, so that kubectl finds `kubectl-kubelift`.
+fn path_with_plugin() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{}:{path}", bin_dir().display())
+}
+
 /// A server with the CRDs, three worker nodes on v1.32.1 and the example plan applied.
 async fn cluster() -> ApiServer {
     let server = ApiServer::start(ApiServerConfig::default()).await.unwrap();
@@ -57,16 +63,11 @@ async fn cluster() -> ApiServer {
 
 /// `kubectl kubelift <args>`, with the plugin on PATH.
 async fn plugin(kubectl: &Kubectl, args: &[&str]) -> Output {
-    let path = format!(
-        "{}:{}",
-        bin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let mut full = vec!["kubelift"];
     full.extend_from_slice(args);
     kubectl
         .command(&full)
-        .env("PATH", path)
+        .env("PATH", path_with_plugin())
         .output()
         .await
         .unwrap()
@@ -178,16 +179,11 @@ async fn a_watch_piped_into_head_ends_quietly_when_head_exits() {
     let Some(kubectl) = Kubectl::for_server(&server) else {
         return;
     };
-    let path = format!(
-        "{}:{}",
-        bin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let script = "set -o pipefail; \"$KUBECTL\" kubelift status patch-v1-32-3 --watch | head -n 1";
 
     let output = kubectl
         .shell(script)
-        .env("PATH", path)
+        .env("PATH", path_with_plugin())
         .output()
         .await
         .unwrap();

@@ -94,7 +94,11 @@ pub fn establish(crd: &mut Value, now: &str) {
         "storedVersions": storage,
         "conditions": [
             condition("NamesAccepted", "NoConflicts", "no conflicts found"),
-            condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            condition(
+                "Established",
+                "InitialNamesAccepted",
+                "the initial names have been accepted",
+            ),
         ],
     });
 }

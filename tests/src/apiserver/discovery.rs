@@ -84,8 +84,9 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
         list.push(resource_entry(info));
         if info.status_subresource {
             list.push(json!({
-                "name": format!("{}/status", info.plural), "singularName": "", "namespaced": info.namespaced,
-                "kind": info.kind, "verbs": ["get", "patch", "update"],
+                "name": format!("{}/status", info.plural), "singularName": "",
+                "namespaced": info.namespaced, "kind": info.kind,
+                "verbs": ["get", "patch", "update"],
             }));
         }
         if info.group.is_empty() && info.plural == "pods" {
@@ -101,7 +102,8 @@ pub fn resources(registry: &Registry, group: &str, version: &str) -> Option<Valu
         format!("{group}/{version}")
     };
     Some(json!({
-        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list,
+        "kind": "APIResourceList", "apiVersion": "v1",
+        "groupVersion": group_version, "resources": list,
     }))
 }
 

@@ -51,7 +51,8 @@ pub fn evict(
         [one] => one.clone(),
         _ => {
             return Err(ApiError::internal(
-                "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                "This pod has more than one PodDisruptionBudget, \
+                 which the eviction subresource does not support.",
             ));
         }
     };

@@ -60,7 +60,13 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             Err(e) => error(&ApiError::bad_request(format!("failed to read body: {e}"))),
         },
     };
-    tracing::debug!(verb, resource = %path.plural, name = ?path.name, code = response.status().as_u16(), "request");
+    tracing::debug!(
+        verb,
+        resource = %path.plural,
+        name = ?path.name,
+        code = response.status().as_u16(),
+        "request"
+    );
     shared.record(RequestRecord {
         verb: verb.to_owned(),
         group: path.group.clone(),
@@ -278,7 +284,8 @@ impl Call<'_> {
                 return Err(ApiError::new(
                     410,
                     "Expired",
-                    "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+                    "The provided continue parameter is too old to display a consistent \
+                     list result. You can start a new list without the continue parameter.",
                 ));
             }
             Some((revision, ..)) => *revision,
@@ -323,7 +330,8 @@ impl Call<'_> {
             return Ok((200, table));
         }
         let list = json!({
-            "kind": info.list_kind, "apiVersion": info.api_version(), "metadata": metadata, "items": items,
+            "kind": info.list_kind, "apiVersion": info.api_version(),
+            "metadata": metadata, "items": items,
         });
         Ok((200, list))
     }

@@ -308,10 +308,10 @@ impl Drop for ApiServer {
     }
 }
 
-fn user_agent_setter(
-    user_agent: &str,
-) -> impl Fn(::http::Request<kube::client::Body>) -> ::http::Request<kube::client::Body> + Clone + use<>
-{
+/// A request as the kube client's HTTP stack carries it.
+type HttpRequest = ::http::Request<kube::client::Body>;
+
+fn user_agent_setter(user_agent: &str) -> impl Fn(HttpRequest) -> HttpRequest + Clone + use<> {
     let value = ::http::HeaderValue::from_str(user_agent)
         .unwrap_or_else(|_| ::http::HeaderValue::from_static("kubelift-testbed"));
     move |mut request| {

@@ -193,7 +193,8 @@ impl State {
                 .unwrap_or_default();
             if body_ns.is_some_and(|b| !b.is_empty() && b != namespace) {
                 return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
+                    "the namespace of the provided object does not match \
+                     the namespace sent on the request",
                 ));
             }
             metadata["namespace"] = json!(namespace);
@@ -215,7 +216,8 @@ impl State {
                 403,
                 "Forbidden",
                 format!(
-                    "unable to create new content in namespace {namespace} because it is being terminated"
+                    "unable to create new content in namespace {namespace} \
+                     because it is being terminated"
                 ),
             )),
             Some(_) => Ok(()),
@@ -243,7 +245,8 @@ impl State {
         self.replace(info, key, &old, object, options, false)
     }
 
-    /// Patches an object; server-side apply creates it when missing. Returns whether it was created.
+    /// Patches an object; server-side apply creates it when missing. Returns whether it was
+    /// created.
     pub fn patch(
         &mut self,
         info: &ResourceInfo,
@@ -299,7 +302,8 @@ impl State {
             return Err(ApiError::conflict(
                 &info.qualified(),
                 &key.1,
-                "the object has been modified; please apply your changes to the latest version and try again",
+                "the object has been modified; please apply your changes \
+                 to the latest version and try again",
             ));
         }
         isolate(info, &options.subresource, old, &mut object);
@@ -683,7 +687,8 @@ fn check_finalizers(old: &Value, object: &Value) -> Result<(), ApiError> {
         return Err(ApiError::new(
             422,
             "Invalid",
-            "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted",
+            "metadata.finalizers: Forbidden: no new finalizers can be added \
+             if the object is being deleted",
         ));
     }
     Ok(())

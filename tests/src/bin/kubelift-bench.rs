@@ -49,8 +49,10 @@ async fn main() -> Result<(), BenchError> {
             let report = bench::run(spec).await?;
             let [p50, p90, p99, max] = report.latency;
             println!(
-                "apiserver: {watchers} watchers, {writers} writers, {} writes in {:.2?} = {:.0} writes/s; \
-                 {} watch events; fan-out latency p50 {p50:.2?} p90 {p90:.2?} p99 {p99:.2?} max {max:.2?}",
+                "apiserver: {watchers} watchers, {writers} writers, \
+                 {} writes in {:.2?} = {:.0} writes/s; \
+                 {} watch events; fan-out latency \
+                 p50 {p50:.2?} p90 {p90:.2?} p99 {p99:.2?} max {max:.2?}",
                 report.writes,
                 report.write_time,
                 report.writes_per_second(),

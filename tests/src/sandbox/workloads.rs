@@ -164,7 +164,12 @@ fn deployment(name: &str, replicas: u32, pod: &Value) -> Value {
 }
 
 fn web() -> Value {
-    let probe = |path: &str, period: u32| json!({"httpGet": {"path": path, "port": 8080}, "periodSeconds": period});
+    let probe = |path: &str, period: u32| {
+        json!({
+            "httpGet": {"path": path, "port": 8080},
+            "periodSeconds": period,
+        })
+    };
     deployment(
         "web",
         3,

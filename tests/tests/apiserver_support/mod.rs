@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::{await_condition, conditions};
@@ -37,7 +38,9 @@ pub fn widget_crd() -> Value {
         "spec": {
             "group": "test.kubelift.dev",
             "scope": "Namespaced",
-            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
+            "names": {
+                "plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"],
+            },
             "versions": [{
                 "name": "v1",
                 "served": true,
@@ -91,8 +94,7 @@ pub async fn install_widgets(client: &kube::Client) {
     crds.create(&PostParams::default(), &crd)
         .await
         .expect("CRD is created");
-    let typed: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
+    let typed: Api<CustomResourceDefinition> = Api::all(client.clone());
     let established = await_condition(
         typed,
         "widgets.test.kubelift.dev",

@@ -72,8 +72,9 @@ pub async fn nodes(client: &Client, count: usize) -> Vec<String> {
         let status = json!({"status": {
             "conditions": [{"type": "Ready", "status": "True"}],
             "nodeInfo": {
-                "kubeletVersion": FROM, "architecture": "amd64", "bootID": "b", "containerRuntimeVersion": "containerd://1.7",
-                "kernelVersion": "6.1", "kubeProxyVersion": FROM, "machineID": "m", "operatingSystem": "linux",
+                "kubeletVersion": FROM, "architecture": "amd64", "bootID": "b",
+                "containerRuntimeVersion": "containerd://1.7", "kernelVersion": "6.1",
+                "kubeProxyVersion": FROM, "machineID": "m", "operatingSystem": "linux",
                 "osImage": "Debian", "systemUUID": "u",
             },
         }});

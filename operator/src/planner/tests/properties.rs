@@ -212,7 +212,10 @@ proptest! {
         let world = play(&cluster, |_, _| {});
         let order: Vec<String> = {
             let nodes: Vec<&NodeView> = world.nodes.values().collect();
-            ordered(&nodes, world.plan.spec.rollout.order, None).into_iter().map(|n| n.name.clone()).collect()
+            ordered(&nodes, world.plan.spec.rollout.order, None)
+                .into_iter()
+                .map(|n| n.name.clone())
+                .collect()
         };
         let position = |name: &String| order.iter().position(|n| n == name).unwrap();
         let created = world.created_order();
@@ -273,13 +276,18 @@ proptest! {
             }
             let before = snapshot(&world);
             match event {
-                Event::Helper(i) => world.helper_step(&format!("node-{:02}", i % cluster.nodes.len())),
+                Event::Helper(i) => {
+                    world.helper_step(&format!("node-{:02}", i % cluster.nodes.len()));
+                }
                 Event::Tick(s) => world.advance(*s),
                 _ => { world.reconcile(); }
             }
             if paused {
                 prop_assert!(started(&before, &world).is_empty());
-                let cordons = new_actions(&before, &world).iter().filter(|a| matches!(a, Action::Cordon { .. })).count();
+                let cordons = new_actions(&before, &world)
+                    .iter()
+                    .filter(|a| matches!(a, Action::Cordon { .. }))
+                    .count();
                 prop_assert_eq!(cordons, 0);
             }
         }
@@ -289,7 +297,10 @@ proptest! {
     fn the_failure_budget_halts_the_plan(cluster in cluster()) {
         play(&cluster, |before, after| {
             if before.plan.status.failed > before.plan.spec.failure_policy.max_failed_nodes {
-                assert!(started(before, after).is_empty(), "started a node past the failure budget");
+                assert!(
+                    started(before, after).is_empty(),
+                    "started a node past the failure budget"
+                );
                 assert_eq!(after.plan.status.phase, Some(PlanPhase::Halted));
             }
         });

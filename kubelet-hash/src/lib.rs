@@ -1,6 +1,6 @@
 //! The restart-prediction model: which container hash a given kubelet version computes.
 //!
-//! Pure and free of I/O; see `../shared/kubelet-hash/SPEC.md` for the facts it encodes. The
+//! Pure and free of I/O; `kubelet-hash/SPEC.md` states the facts it encodes. The
 //! kubelet stores the hash of each container it creates (CRI annotation
 //! `io.kubernetes.container.hash`) and restarts the container when its own hash of the pod spec
 //! differs. [`hash`] computes that annotation for any kubelet from 1.16 on, [`calibrate`] checks

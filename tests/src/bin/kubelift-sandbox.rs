@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kubelet_hash::KubeletVersion;
 use kubelift_crds::ContainerPolicy;
+use kubelift_node_helper::engine::error_chain;
 use kubelift_testbed::sandbox::summary::render;
 use kubelift_testbed::sandbox::{RuntimeKind, Sandbox, SandboxConfig, SandboxError, Summary};
 
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(error) => {
-            eprintln!("error: {}", chain(&error));
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::from(2)
         }
     }
@@ -208,14 +209,4 @@ fn report(cli: &Cli, summary: &Summary) -> Result<(), SandboxError> {
         })?;
     }
     Ok(())
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
 }

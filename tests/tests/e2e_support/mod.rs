@@ -71,16 +71,8 @@ pub async fn start(config: SandboxConfig) -> Sandbox {
     }
 }
 
-/// The full error chain.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text = format!("{text}: {cause}");
-        source = cause.source();
-    }
-    text
-}
+/// The full error chain, on one line.
+pub use kubelift_node_helper::engine::error_chain as chain;
 
 /// Waits (by watch) until some `NodeUpgrade` satisfies `condition`; returns it.
 pub async fn wait_node_upgrade(

@@ -73,7 +73,7 @@ pub enum Command {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Kubernetes API refused or failed.
-    #[error("failed to talk to the kubernetes api")]
+    #[error("the kubernetes api request failed")]
     Kube(#[from] kube::Error),
     /// The manifest could not be read.
     #[error("failed to read {path}")]

@@ -180,7 +180,10 @@ impl SimulatedNode {
         let port = self.health_port;
         format!(
             r#"#!/bin/sh
-# Stand-in for `systemctl restart kubelet` on a simulated node.
+# Stand-in for `systemctl restart kubelet` on a simulated node. One restart at a time (a helper
+# killed mid-restart leaves its script running while the next helper restarts again).
+exec 9>'{root}/run/restart.lock'
+flock 9
 pidfile='{root}/run/kubelet.pid'
 if [ -f "$pidfile" ]; then
   pid=$(cat "$pidfile")
@@ -191,7 +194,7 @@ if [ -f "$pidfile" ]; then
 fi
 if [ -x '{root}/restart-hook.sh' ]; then '{root}/restart-hook.sh'; fi
 KUBELET_HEALTH_PORT={port} KUBELET_HEALTH_DIR='{root}/run/kubelet-health' \
-  '{kubelet}' </dev/null >>'{root}/run/kubelet.log' 2>&1 &
+  '{kubelet}' </dev/null >>'{root}/run/kubelet.log' 2>&1 9>&- &
 echo $! > "$pidfile"
 "#
         )
@@ -199,9 +202,33 @@ echo $! > "$pidfile"
 }
 
 impl Drop for SimulatedNode {
+    /// Stops the kubelet by its PID file, then any other process still tied to this node's
+    /// root (a kubelet whose PID a racing restart overwrote), by PID.
     fn drop(&mut self) {
         self.stop_kubelet();
+
+        for pid in processes_tied_to(self.root()) {
+            stop_pid(pid);
+        }
     }
+}
+
+/// Processes whose command line or environment names `root`.
+fn processes_tied_to(root: &Path) -> Vec<i32> {
+    let needle = root.as_os_str().as_encoded_bytes();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own = i32::try_from(std::process::id()).unwrap_or_default();
+    let mentions = |pid: i32, file: &str| {
+        std::fs::read(format!("/proc/{pid}/{file}"))
+            .is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != own && alive(pid))
+        .filter(|&pid| mentions(pid, "cmdline") || mentions(pid, "environ"))
+        .collect()
 }
 
 /// Sends TERM to `pid` and waits until it is gone (or a zombie), KILL after a grace period.

@@ -174,3 +174,32 @@ fn a_workload_of_an_unknown_kind_fails_clearly_and_stops_the_started_nodes() {
         "nothing outlives the sandbox"
     );
 }
+
+#[test]
+fn arguments_that_could_only_fail_later_are_refused_before_anything_starts() {
+    let temp = tempfile::tempdir().unwrap();
+    let unwritable = temp.path().join("missing/summary.json");
+    let unwritable = format!("--json={}", unwritable.display());
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--from", "1.32", "--to", "1.31"],
+            "is not newer than --from",
+        ),
+        (
+            &["--from", "1.31", "--to", "1.31"],
+            "is not newer than --from",
+        ),
+        (&[unwritable.as_str()], "failed to write"),
+    ];
+
+    for (args, message) in cases {
+        let dir = temp.path().join("sandbox");
+        let output = sandbox_command(&dir, args).output().unwrap();
+
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}: nothing started");
+        assert!(!dir.exists(), "{args:?}: no sandbox directory");
+    }
+}

@@ -216,19 +216,42 @@ impl Agent {
             _ if upgrade.metadata.deletion_timestamp.is_some() => self.release(&upgrade).await,
             Stage::Prepare if self.needs_prepare(&upgrade) => self.prepare(upgrade).await,
             Stage::Execute if status::awaiting_operator(&upgrade) => {}
-            Stage::Execute if !status::finished_attempt(&upgrade) => self.execute(upgrade).await,
+            Stage::Execute if !status::finished_attempt(&upgrade) => {
+                Box::pin(self.execute_latest(upgrade)).await;
+            }
             Stage::Execute | Stage::Hold => self.release(&upgrade).await,
             Stage::Prepare => {}
         }
     }
 
+    /// Executes `upgrade`, unless this node's journal says its attempt already ended: then the
+    /// event may be one queued while the attempt ran (its status stale), and the stored object
+    /// decides — released when its status shows the end, else reported from the journal.
+    async fn execute_latest(&self, upgrade: NodeUpgrade) {
+        if !self.journal_step(&upgrade).is_some_and(Step::is_terminal) {
+            return Box::pin(self.execute(upgrade)).await;
+        }
+
+        match self.writer.api().get(&upgrade.name_any()).await {
+            Ok(latest) if status::finished_attempt(&latest) => self.release(&latest).await,
+            Ok(latest) => Box::pin(self.execute(latest)).await,
+            Err(error) => tracing::warn!(%error, "failed to read the NodeUpgrade"),
+        }
+    }
+
     /// Whether an attempt of `upgrade` started changing the node and has not finished.
     fn unfinished_journal(&self, upgrade: &NodeUpgrade) -> bool {
+        self.journal_step(upgrade)
+            .is_some_and(|step| !step.is_terminal() && step > Step::Started)
+    }
+
+    /// The step this node's journal records for the attempt of `upgrade`, if any.
+    fn journal_step(&self, upgrade: &NodeUpgrade) -> Option<Step> {
         let (Some(uid), Ok(attempt)) = (upgrade.uid(), u32::try_from(upgrade.spec.attempt)) else {
-            return false;
+            return None;
         };
         let journal = self.engine.store().load(&uid, attempt).ok().flatten();
-        journal.is_some_and(|j| !j.step.is_terminal() && j.step > Step::Started)
+        journal.map(|j| j.step)
     }
 
     /// Whether Prepare is due and was not started by this process for this generation.

@@ -139,12 +139,19 @@ fn config(cli: &Cli) -> SandboxConfig {
 }
 
 async fn run(cli: Cli) -> Result<bool, SandboxError> {
+    check_arguments(&cli)?;
+
     let config = config(&cli);
-    println!(
-        "kubelift sandbox: {} node(s) ({:?} runtime), kubelet {} -> {} under {:?}",
-        config.nodes, config.runtime, config.from, config.to, config.policy
+    let header = format!(
+        "kubelift sandbox: kubelet {} -> {} under {:?} on {} ({:?} runtime)",
+        config.from,
+        config.to,
+        config.policy,
+        nodes(config.nodes),
+        config.runtime
     );
     let mut sandbox = Sandbox::create(config).await?;
+    println!("{header}");
 
     let outcome = tokio::select! {
         outcome = boot_and_roll_out(&mut sandbox, &cli) => outcome,
@@ -169,6 +176,51 @@ async fn boot_and_roll_out(sandbox: &mut Sandbox, cli: &Cli) -> Result<Summary, 
     let summary = sandbox.run_rollout().await?;
     report(cli, &summary)?;
     Ok(summary)
+}
+
+/// Refuses, before anything starts, what could only fail later: a target that is not newer than
+/// the start (the sandbox shows upgrades; nodes at or above the target would be skipped), and a
+/// summary file that cannot be written.
+fn check_arguments(cli: &Cli) -> Result<(), SandboxError> {
+    let parsed = |text: &str| text.parse::<KubeletVersion>().ok();
+    if parsed(&cli.to) <= parsed(&cli.from) {
+        return Err(SandboxError::Arguments(format!(
+            "--to {} is not newer than --from {}: the sandbox shows an upgrade",
+            cli.to, cli.from
+        )));
+    }
+
+    match &cli.json {
+        Some(path) => check_writable(path),
+        None => Ok(()),
+    }
+}
+
+/// Opens `path` for writing without changing it; removes it again when it did not exist.
+fn check_writable(path: &std::path::Path) -> Result<(), SandboxError> {
+    let existed = path.exists();
+    let opened = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    opened.map_err(|source| SandboxError::Io {
+        what: format!("write {}", path.display()),
+        source,
+    })?;
+
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// `1 node`, `3 nodes`.
+fn nodes(count: usize) -> String {
+    if count == 1 {
+        "1 node".to_owned()
+    } else {
+        format!("{count} nodes")
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM, with the signal's name.

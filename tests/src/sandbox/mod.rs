@@ -24,7 +24,7 @@ use kubelift_crds::{ContainerPolicy, KubeletUpgrade, PlanPhase};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::apiserver::{ApiServer, ApiServerConfig};
+use crate::apiserver::{ApiServer, ApiServerConfig, RequestRecord};
 use crate::artifact_server::ArtifactServer;
 use crate::cluster::ClusterControllers;
 pub use node::{NodeSetup, SandboxNode, standin_script};
@@ -41,6 +41,9 @@ pub const PLAN: &str = "sandbox-upgrade";
 /// Failures of the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
+    /// The arguments ask for something the sandbox cannot show.
+    #[error("{0}")]
+    Arguments(String),
     /// A binary the sandbox runs is missing.
     #[error("failed to find {0}: run `cargo build --workspace --bins` first")]
     NotBuilt(PathBuf),
@@ -80,22 +83,20 @@ pub enum SandboxError {
     #[error("failed to start containerd")]
     Containerd(#[from] crate::containerd::HarnessError),
     /// An API call failed.
-    #[error("failed to {what}")]
+    #[error("failed to {what}: {}", api_message(error))]
     Api {
         /// What was attempted.
         what: String,
-        /// The cause.
-        #[source]
-        source: kube::Error,
+        /// The cause (shown by its API message, not chained).
+        error: kube::Error,
     },
     /// A workload object could not be created.
-    #[error("failed to create {what}")]
+    #[error("failed to create {what}: {}", api_message(error))]
     Object {
         /// The object.
         what: String,
-        /// The cause.
-        #[source]
-        source: kube::Error,
+        /// The cause (shown by its API message, not chained).
+        error: kube::Error,
     },
     /// A manifest could not be parsed.
     #[error("failed to parse {path}: {message}")]
@@ -125,6 +126,20 @@ pub enum SandboxError {
         /// The signal's name.
         signal: &'static str,
     },
+}
+
+/// A client error on one line: for a request the API server refused, its own message, code and
+/// reason (kube's display repeats the message and dumps the whole `Status`).
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!(
+                "{} (HTTP {} {})",
+                status.message, status.code, status.reason
+            )
+        }
+        other => kubelift_node_helper::engine::error_chain(other),
+    }
 }
 
 /// Which container runtime the nodes use.
@@ -469,6 +484,7 @@ impl Sandbox {
             phase,
             message: status.message,
             duration_seconds,
+            evictions: self.accepted_evictions(),
         };
         let after = self.pods().await?;
         let nodes: Vec<Node> = list(&self.client(), "nodes").await?;
@@ -478,19 +494,27 @@ impl Sandbox {
         ))
     }
 
+    /// Evictions the API server accepted (from its request log).
+    fn accepted_evictions(&self) -> usize {
+        let requests = self.server.requests();
+        let accepted =
+            |r: &&RequestRecord| r.subresource.as_deref() == Some("eviction") && r.code < 300;
+        requests.iter().filter(accepted).count()
+    }
+
     /// Applies the `KubeletUpgrade` the configuration describes.
     pub async fn apply_plan(&self) -> Result<(), SandboxError> {
         let plan: KubeletUpgrade =
             serde_json::from_value(self.plan_json()).map_err(|e| SandboxError::Api {
                 what: "build the KubeletUpgrade".into(),
-                source: kube::Error::SerdeError(e),
+                error: kube::Error::SerdeError(e),
             })?;
         let api: Api<KubeletUpgrade> = Api::all(self.client());
         api.create(&PostParams::default(), &plan)
             .await
             .map_err(|source| SandboxError::Api {
                 what: "create the KubeletUpgrade".into(),
-                source,
+                error: source,
             })?;
         Ok(())
     }
@@ -627,7 +651,8 @@ fn sandbox_dir(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf
     Ok((Some(temp), path))
 }
 
-async fn apply_crds(client: &Client) -> Result<(), SandboxError> {
+/// Creates kubelift's CRDs (those already there are left as they are).
+pub async fn apply_crds(client: &Client) -> Result<(), SandboxError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in kubelift_crds::manifest::crds() {
         match api.create(&PostParams::default(), &crd).await {
@@ -635,7 +660,7 @@ async fn apply_crds(client: &Client) -> Result<(), SandboxError> {
             done => {
                 done.map_err(|source| SandboxError::Api {
                     what: "create the CRDs".into(),
-                    source,
+                    error: source,
                 })?;
             }
         }
@@ -652,7 +677,7 @@ where
     Ok(listed
         .map_err(|source| SandboxError::Api {
             what: format!("list {what}"),
-            source,
+            error: source,
         })?
         .items)
 }

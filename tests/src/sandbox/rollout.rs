@@ -198,7 +198,7 @@ pub async fn node_upgrades(client: &Client, name: &str) -> Result<Vec<NodeUpgrad
         .await
         .map_err(|source| SandboxError::Api {
             what: "list nodeupgrades".into(),
-            source,
+            error: source,
         })?;
     Ok(listed
         .items

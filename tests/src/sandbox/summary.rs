@@ -123,8 +123,11 @@ pub struct Summary {
     pub restarts_observed: usize,
     /// Containers predicted `Preserved` that were recreated anyway.
     pub unexpected_restarts: usize,
-    /// Pods that were evicted (gone after the rollout).
+    /// Evictions the API server accepted while the plan ran; a replacement pod scheduled onto
+    /// a node not yet upgraded may be evicted again, so this can exceed the pods that ran before.
     pub pods_evicted: usize,
+    /// Pods that ran before the rollout and were evicted (gone afterwards).
+    pub original_pods_evicted: usize,
     /// Wall time from applying the plan to its end, in seconds.
     pub duration_seconds: f64,
     /// One entry per container.
@@ -160,6 +163,8 @@ pub struct PlanOutcome {
     pub completed: bool,
     /// Wall time in seconds.
     pub duration_seconds: f64,
+    /// Evictions the API server accepted while the plan ran.
+    pub evictions: usize,
 }
 
 /// Builds the summary from the pods before, the pods, Nodes and `NodeUpgrade`s afterwards.
@@ -206,7 +211,8 @@ pub fn summarize(
             .filter(preserved)
             .filter(|e| e.restarted)
             .count(),
-        pods_evicted: before
+        pods_evicted: outcome.evictions,
+        original_pods_evicted: before
             .iter()
             .filter(|p| !after.contains_key(&p.uid))
             .count(),
@@ -300,8 +306,12 @@ fn node_versions(nodes: &[Node]) -> BTreeMap<String, String> {
 #[must_use]
 pub fn render(summary: &Summary) -> String {
     let mut text = format!(
-        "\nkubelift sandbox: {} -> {} under {} on {} nodes\n",
-        summary.from, summary.to, summary.policy, summary.nodes
+        "\nkubelift sandbox: {} -> {} under {} on {} node{}\n",
+        summary.from,
+        summary.to,
+        summary.policy,
+        summary.nodes,
+        if summary.nodes == 1 { "" } else { "s" }
     );
     let line = |label: &str, value: String| format!("  {label:<34}{value}\n");
     text.push_str(&line("plan phase", summary.phase.clone()));
@@ -325,7 +335,17 @@ pub fn render(summary: &Summary) -> String {
         "unexpected restarts (Preserved)",
         summary.unexpected_restarts.to_string(),
     ));
-    text.push_str(&line("pods evicted", summary.pods_evicted.to_string()));
+    let replacements = summary
+        .pods_evicted
+        .saturating_sub(summary.original_pods_evicted);
+    let evicted = match replacements {
+        0 => summary.pods_evicted.to_string(),
+        again => format!(
+            "{} ({again} replacement pods evicted again)",
+            summary.pods_evicted
+        ),
+    };
+    text.push_str(&line("pods evicted", evicted));
     text.push_str(&line(
         "duration",
         format!("{:.1} s", summary.duration_seconds),
@@ -394,6 +414,7 @@ mod tests {
             message: None,
             completed: true,
             duration_seconds: 1.0,
+            evictions: 1,
         }
     }
 
@@ -432,6 +453,7 @@ mod tests {
         assert_eq!(summary.restarts_predicted, 2);
         assert_eq!(summary.restarts_observed, 1);
         assert_eq!(summary.pods_evicted, 1);
+        assert_eq!(summary.original_pods_evicted, 1);
         assert_eq!(summary.containers_preserved, 0);
         assert!(summary.success());
     }

@@ -77,11 +77,11 @@ async fn create(client: &Client, object: &Value) -> Result<(), SandboxError> {
     let typed: DynamicObject =
         serde_json::from_value(object.clone()).map_err(|e| SandboxError::Object {
             what: describe(object),
-            source: kube::Error::SerdeError(e),
+            error: kube::Error::SerdeError(e),
         })?;
     let failed = |source| SandboxError::Object {
         what: describe(object),
-        source,
+        error: source,
     };
     let type_meta = typed.types.clone().unwrap_or_default();
     let gvk = GroupVersionKind::try_from(&type_meta).map_err(|e| SandboxError::Kind {

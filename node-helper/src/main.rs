@@ -8,7 +8,7 @@ mod predict_cli;
 
 /// Upgrades this node's kubelet in place and proves no container restarted.
 #[derive(Debug, Parser)]
-#[command(name = "kubelift-node-helper", version, about)]
+#[command(name = "kubelift-node-helper", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -25,7 +25,7 @@ const BAR: usize = 30;
 
 /// Plan, watch and steer kubelet rollouts.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-kubelift", version, about)]
+#[command(name = "kubectl-kubelift", version)]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]
@@ -233,10 +233,18 @@ async fn plan(client: &Client, file: &std::path::Path) -> Result<(), Error> {
         .iter()
         .map(slim)
         .collect();
-    let targeted: Vec<&NodeView> = nodes
+    let selected: Vec<&NodeView> = nodes
         .iter()
         .filter(|n| selector_matches(spec.node_selector.as_ref(), &n.labels))
+        .collect();
+    let included: Vec<&NodeView> = selected
+        .iter()
+        .copied()
         .filter(|n| n.labels.get(EXCLUDE_LABEL).map(String::as_str) != Some("true"))
+        .collect();
+    let targeted: Vec<&NodeView> = included
+        .iter()
+        .copied()
         .filter(|n| {
             n.kubelet_version.trim_start_matches('v') != spec.version.trim_start_matches('v')
         })
@@ -253,6 +261,18 @@ async fn plan(client: &Client, file: &std::path::Path) -> Result<(), Error> {
         spec.version,
         order.len()
     );
+    if order.is_empty() {
+        let _ = writeln!(
+            out,
+            "  the nodeSelector matches {} of {} nodes; {} excluded by {EXCLUDE_LABEL}; \
+             {} already at {}",
+            selected.len(),
+            nodes.len(),
+            selected.len() - included.len(),
+            included.len() - targeted.len(),
+            spec.version
+        );
+    }
     let reports = dry_run_reports(client, &plan.name_any()).await?;
     let mut batch = 0;
     let mut index = 0;

@@ -219,7 +219,7 @@ fn three_containerd_nodes_go_from_1_31_to_1_32_under_preserve_with_no_restart() 
             summary
                 .entries
                 .iter()
-                .all(|e| e.container_id_before == e.container_id_after)
+                .all(|e| e.container_id_after.as_ref() == Some(&e.container_id_before))
         );
         assert_eq!(
             running_ids(&mut sandbox).await,

@@ -141,6 +141,31 @@ async fn plan_shows_the_canary_then_the_batches_in_zone_order() {
 }
 
 #[tokio::test]
+async fn a_plan_that_selects_no_node_says_why() {
+    let server = cluster().await;
+    let Some(kubectl) = Kubectl::for_server(&server) else {
+        return;
+    };
+    let file = kubectl.home_path("plan.yaml");
+    let nowhere = EXAMPLE.replace(
+        "  nodeSelector:\n",
+        "  nodeSelector:\n    matchLabels: {pool: none}\n",
+    );
+    assert_ne!(nowhere, EXAMPLE, "the selector went in");
+    std::fs::write(&file, nowhere).unwrap();
+
+    let output = plugin(&kubectl, &["plan", "-f", &file]).await;
+
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(stdout.contains(": 0 nodes to upgrade"), "{stdout}");
+    assert!(
+        stdout.contains("the nodeSelector matches 0 of 3 nodes"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
 async fn a_bad_manifest_or_a_missing_plan_gets_one_clear_line_and_changes_nothing() {
     let server = cluster().await;
     let Some(kubectl) = Kubectl::for_server(&server) else {

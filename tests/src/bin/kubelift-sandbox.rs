@@ -15,7 +15,7 @@ use kubelift_testbed::sandbox::{RuntimeKind, Sandbox, SandboxConfig, SandboxErro
 
 /// Run a kubelet rollout with kubelift on simulated nodes on this machine.
 #[derive(Debug, Parser)]
-#[command(name = "kubelift-sandbox", version, about)]
+#[command(name = "kubelift-sandbox", version)]
 struct Cli {
     /// Number of nodes (at least 1).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
@@ -50,9 +50,9 @@ struct Cli {
     /// `verify.settleSeconds` of the plan.
     #[arg(long, default_value_t = 2)]
     settle_seconds: i64,
-    /// `rollout.maxUnavailable` of the plan.
-    #[arg(long, default_value_t = 1)]
-    max_unavailable: i64,
+    /// `rollout.maxUnavailable` of the plan (at least 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    max_unavailable: u16,
 }
 
 fn parse_policy(text: &str) -> Result<ContainerPolicy, String> {
@@ -133,7 +133,7 @@ fn config(cli: &Cli) -> SandboxConfig {
     config.workloads.clone_from(&cli.workloads);
     config.dir.clone_from(&cli.dir);
     config.settle_seconds = cli.settle_seconds;
-    config.max_unavailable = serde_json::json!(cli.max_unavailable.max(1));
+    config.max_unavailable = serde_json::json!(cli.max_unavailable);
     config.print = true;
     config
 }

@@ -85,8 +85,8 @@ pub struct ContainerEntry {
     pub evicted: bool,
     /// Container ID before.
     pub container_id_before: String,
-    /// Container ID after (empty when the pod is gone).
-    pub container_id_after: String,
+    /// Container ID after (`null` when the pod is gone).
+    pub container_id_after: Option<String>,
 }
 
 /// The rollout's summary, as printed and as `--json` writes it.
@@ -240,7 +240,7 @@ fn entries_of(
                 restarted,
                 evicted: after.is_none(),
                 container_id_before: state.id.clone(),
-                container_id_after: now.map(|n| n.id.clone()).unwrap_or_default(),
+                container_id_after: now.map(|n| n.id.clone()),
             }
         })
         .collect()

@@ -1,6 +1,7 @@
 //! kubelift's testbed: an embedded API server, a kubelet emulator, end-to-end tests, the sandbox.
 pub mod apiserver;
 pub mod artifact_server;
+pub mod bench;
 pub mod cluster;
 pub mod containerd;
 pub mod cri_sim;

@@ -75,6 +75,8 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         subresource: path.subresource.clone(),
         namespace: path.namespace.clone(),
         name: path.name.clone(),
+        field_selector: params.get("fieldSelector").cloned(),
+        label_selector: params.get("labelSelector").cloned(),
         user_agent,
         code: response.status().as_u16(),
     });

@@ -102,6 +102,11 @@ pub struct RequestRecord {
     pub namespace: Option<String>,
     /// Object name, if the path had one.
     pub name: Option<String>,
+    /// The `fieldSelector` query parameter, if any (to tell a node-scoped pod watch from a
+    /// cluster-wide one).
+    pub field_selector: Option<String>,
+    /// The `labelSelector` query parameter, if any.
+    pub label_selector: Option<String>,
     /// The request's User-Agent.
     pub user_agent: String,
     /// HTTP status code of the answer.

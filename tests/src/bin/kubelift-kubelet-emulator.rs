@@ -75,6 +75,9 @@ struct RunArgs {
     /// The image every container really runs.
     #[arg(long, env = "KUBELIFT_RUNTIME_IMAGE", default_value = emulator::DEFAULT_RUNTIME_IMAGE)]
     runtime_image: String,
+    /// Milliseconds the kubelet takes to start before registering and serving `/healthz`.
+    #[arg(long, env = "KUBELIFT_STARTUP_DELAY_MS", default_value_t = 0)]
+    startup_delay_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -211,6 +214,7 @@ fn emulator_config(args: &RunArgs, version: KubeletVersion) -> Result<EmulatorCo
     config.sync_interval = Duration::from_millis(args.sync_interval_ms.max(10));
     config.heartbeat_interval = Duration::from_millis(args.heartbeat_interval_ms.max(100));
     config.runtime_image.clone_from(&args.runtime_image);
+    config.startup_delay = Duration::from_millis(args.startup_delay_ms);
     Ok(config)
 }
 

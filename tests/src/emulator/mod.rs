@@ -84,6 +84,9 @@ pub struct EmulatorConfig {
     pub heartbeat_interval: Duration,
     /// The image every container really runs (the spec's image is only hashed and reported).
     pub runtime_image: String,
+    /// How long this kubelet takes to start before it registers its Node and serves `/healthz`:
+    /// a real kubelet's restart time, for benchmarks (zero by default).
+    pub startup_delay: Duration,
 }
 
 impl EmulatorConfig {
@@ -103,6 +106,7 @@ impl EmulatorConfig {
             sync_interval: Duration::from_millis(500),
             heartbeat_interval: Duration::from_secs(10),
             runtime_image: DEFAULT_RUNTIME_IMAGE.to_owned(),
+            startup_delay: Duration::ZERO,
         }
     }
 
@@ -182,7 +186,8 @@ impl Drop for RunningEmulator {
     }
 }
 
-/// Starts the emulator's loops in the background; returns once the Node is registered.
+/// Starts the emulator's loops in the background; returns once the Node is registered (after
+/// the configured startup delay).
 pub async fn start(
     config: EmulatorConfig,
     client: kube::Client,
@@ -190,6 +195,7 @@ pub async fn start(
     if config.fault == Some(Fault::CrashOnStart) {
         return Err(EmulatorError::CrashOnStart);
     }
+    tokio::time::sleep(config.startup_delay).await;
     let config = Arc::new(config);
     let runtime = cri::connect_with_retry(&config.cri_socket, Duration::from_secs(60)).await?;
     let runtime_version = cri::runtime_version(&runtime).await?;

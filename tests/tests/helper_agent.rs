@@ -311,6 +311,8 @@ async fn the_agent_executes_only_its_nodes_upgrade_through_the_handshake_within_
         "{metrics}"
     );
     assert_eq!(fetch(metrics_port, "/healthz").await, "ok");
+    let idle_lists = lists_while_idle(&server, Duration::from_secs(5)).await;
+    assert_eq!(idle_lists, 0, "an idle agent (heartbeat 2 s) lists nothing");
 
     stop_pid(i32::try_from(agent.id()).unwrap());
     agent.wait().unwrap();
@@ -402,6 +404,22 @@ async fn an_install_whose_node_upgrade_was_deleted_is_rolled_back_when_the_agent
 }
 
 /// Waits (watching the file) until the journal satisfies `done`.
+/// The agent's lists of `NodeUpgrade`s over `quiet`, once its last upgrade settled.
+async fn lists_while_idle(server: &ApiServer, quiet: Duration) -> usize {
+    let lists = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.user_agent == USER_AGENT)
+            .filter(|r| r.verb == "list" && r.resource == "nodeupgrades")
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = lists();
+    tokio::time::sleep(quiet).await;
+    lists() - before
+}
+
 async fn wait_for_journal(path: &std::path::Path, done: impl Fn(&Journal) -> bool) -> Journal {
     let wait = async {
         loop {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use kube::ResourceExt;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kubelift_crds::constants::NODE_NAME_FIELD;
 use kubelift_crds::{NodeUpgrade, Stage};
 
@@ -185,7 +185,8 @@ impl Agent {
     async fn watch(&self) -> Result<(), AgentError> {
         let selector = format!("{NODE_NAME_FIELD}={}", self.node);
         let config = watcher::Config::default().fields(&selector);
-        let stream = watcher(self.writer.api().clone(), config)
+        let (known, store) = reflector::store();
+        let stream = reflector(store, watcher(self.writer.api().clone(), config))
             .default_backoff()
             .applied_objects();
         let mut stream = std::pin::pin!(stream);
@@ -198,7 +199,7 @@ impl Agent {
                     Ok(None) => return Err(AgentError::Watch),
                     Err(error) => tracing::warn!(%error, "watch error"),
                 },
-                _ = ticker.tick() => self.heartbeat_all().await,
+                _ = ticker.tick() => self.heartbeat_all(&known).await,
             }
         }
     }
@@ -274,7 +275,14 @@ impl Agent {
         }
     }
 
-    async fn heartbeat_all(&self) {
+    /// Heartbeats every unsettled `NodeUpgrade`. The watch's copies only tell whether any may be
+    /// unsettled (no request at all when idle); the beat itself starts from a fresh list, since
+    /// those copies can lag behind this helper's own last status write.
+    async fn heartbeat_all(&self, known: &reflector::Store<NodeUpgrade>) {
+        if known.state().iter().all(|u| status::is_settled(u)) {
+            return;
+        }
+
         let selector = format!("{NODE_NAME_FIELD}={}", self.node);
         let params = kube::api::ListParams::default().fields(&selector);
         let Ok(list) = self.writer.api().list(&params).await else {

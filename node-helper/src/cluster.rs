@@ -21,6 +21,9 @@ pub enum ClusterError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// Watching the Node failed.
+    #[error("failed to watch the Node")]
+    Watch(#[source] Box<kube::runtime::wait::Error>),
     /// The pods file could not be read.
     #[error("failed to read pods from {path}")]
     File {
@@ -93,6 +96,30 @@ impl ClusterView {
         match self {
             Self::Offline { pods } => Ok(pods.clone()),
             Self::Api(client) => api_pods(client, node).await,
+        }
+    }
+
+    /// Waits (by watch) up to `limit` until the Node reports kubelet `version` and is Ready;
+    /// `Ok(true)` when it does, `Ok(false)` on time-out, always `Ok(true)` when not observed.
+    pub async fn await_node_ready(
+        &self,
+        node: &str,
+        version: &str,
+        limit: std::time::Duration,
+    ) -> Result<bool, ClusterError> {
+        let Self::Api(client) = self else {
+            return Ok(true);
+        };
+        let nodes: Api<Node> = Api::all(client.clone());
+        let reports = |n: Option<&Node>| {
+            n.map(node_state)
+                .is_some_and(|s| s.ready && s.kubelet_version == version)
+        };
+        let ready = kube::runtime::wait::await_condition(nodes, node, reports);
+        match tokio::time::timeout(limit, ready).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(error)) => Err(ClusterError::Watch(Box::new(error))),
+            Err(_) => Ok(false),
         }
     }
 

@@ -56,8 +56,12 @@ impl VerifyError {
     }
 }
 
+/// How often the kubelet's own health endpoint (on loopback) is probed while it restarts: cheap,
+/// and the end of the restart is seen within this much rather than within a poll interval.
+const HEALTH_PROBE: Duration = Duration::from_millis(25);
+
 /// Waits until the kubelet is healthy, reports `version` on disk and (when observed) on the Node,
-/// and the Node is Ready.
+/// and the Node is Ready: the health endpoint probed every [`HEALTH_PROBE`], the Node watched.
 pub async fn wait_ready(
     ctx: &NodeContext,
     cluster: &ClusterView,
@@ -66,32 +70,56 @@ pub async fn wait_ready(
 ) -> Result<(), VerifyError> {
     let deadline = Instant::now() + timeout;
     loop {
-        let missing = readiness_gap(ctx, cluster, version).await;
-        let Some(last) = missing else {
-            return Ok(());
+        let gap = match local_gap(ctx, version).await {
+            Some(gap) => gap,
+            None => match node_gap(ctx, cluster, version, deadline).await {
+                Some(gap) => gap,
+                None if local_gap(ctx, version).await.is_none() => return Ok(()),
+                None => "the kubelet stopped answering once the Node was Ready".to_owned(),
+            },
         };
+
         if Instant::now() >= deadline {
             return Err(VerifyError::NotReady {
                 version: version.to_owned(),
                 timeout,
-                last,
+                last: gap,
             });
         }
-        tracing::debug!(%last, "waiting for the kubelet");
-        tokio::time::sleep(ctx.poll_interval).await;
+        tracing::debug!(%gap, "waiting for the kubelet");
+        tokio::time::sleep(HEALTH_PROBE.min(ctx.poll_interval)).await;
     }
 }
 
-/// What keeps the kubelet from counting as ready, or `None` when nothing does.
-async fn readiness_gap(ctx: &NodeContext, cluster: &ClusterView, version: &str) -> Option<String> {
+/// What keeps the kubelet on this node from counting as ready: its health, then the version of
+/// the binary on disk; `None` when nothing does.
+async fn local_gap(ctx: &NodeContext, version: &str) -> Option<String> {
     if !kubelet::healthy(&ctx.http, &ctx.health_url).await {
         return Some(format!("{} is not healthy", ctx.health_url));
     }
     match kubelet::binary_version(&ctx.paths.kubelet).await {
-        Ok(on_disk) if on_disk == version => {}
-        Ok(on_disk) => return Some(format!("the kubelet on disk reports {on_disk}")),
+        Ok(on_disk) if on_disk == version => None,
+        Ok(on_disk) => Some(format!("the kubelet on disk reports {on_disk}")),
+        Err(error) => Some(error.to_string()),
+    }
+}
+
+/// Waits (by watch, until `deadline`) for the Node to report `version` and be Ready; what it
+/// reports instead when it does not.
+async fn node_gap(
+    ctx: &NodeContext,
+    cluster: &ClusterView,
+    version: &str,
+    deadline: Instant,
+) -> Option<String> {
+    let limit = deadline.saturating_duration_since(Instant::now());
+    let ready = Box::pin(cluster.await_node_ready(&ctx.node_name, version, limit));
+    match ready.await {
+        Ok(true) => return None,
+        Ok(false) => {}
         Err(error) => return Some(error.to_string()),
     }
+
     match cluster.node_state(&ctx.node_name).await {
         Ok(Some(node)) if node.kubelet_version != version => {
             Some(format!("the Node reports kubelet {}", node.kubelet_version))

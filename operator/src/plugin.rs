@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use kubelet_hash::KubeletVersion;
@@ -18,7 +18,7 @@ use kubelift_crds::{KubeletUpgrade, NodeUpgrade, Verdict};
 use serde_json::json;
 
 use crate::planner::{NodeView, max_unavailable, ordered, selector_matches};
-use crate::reconciler::slim;
+use crate::reconciler::{NodeFields, view};
 
 /// Width of the progress bar in `status`.
 const BAR: usize = 30;
@@ -226,12 +226,12 @@ async fn plan(client: &Client, file: &std::path::Path) -> Result<(), Error> {
     let plan: KubeletUpgrade = serde_saphyr::from_str(&text)?;
     plan.spec.validate()?;
     let spec = &plan.spec;
-    let nodes: Vec<NodeView> = Api::<Node>::all(client.clone())
+    let nodes: Vec<NodeView> = Api::<NodeFields>::all(client.clone())
         .list(&ListParams::default())
         .await?
         .items
         .iter()
-        .map(slim)
+        .map(view)
         .collect();
     let selected: Vec<&NodeView> = nodes
         .iter()

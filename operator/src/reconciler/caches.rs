@@ -1,17 +1,18 @@
-//! The operator's view of Nodes: a watch whose cache keeps only the fields the planner needs
-//! (name, labels, readiness, cordon and its mark, kubelet version), so a fleet of large Node
-//! objects costs a few hundred bytes each. A change to any kept field wakes every plan.
+//! The operator's view of Nodes: a watch that decodes only the fields the planner needs (name,
+//! labels, readiness, cordon and its mark, kubelet version; see `node_fields`) and caches them,
+//! so a fleet of large Node objects costs a few hundred bytes each, even while a list arrives.
+//! A change to any kept field wakes every plan.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Node;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use kubelift_crds::constants::CORDONED_BY_ANNOTATION;
 use tokio::sync::mpsc;
 
+use super::node_fields::NodeFields;
 use crate::planner::NodeView;
 
 /// Slim nodes by name, shared between the watch task and the reconciler.
@@ -42,8 +43,8 @@ impl NodeCache {
         let (changed, rx) = mpsc::channel(1);
         let cache = self.clone();
         tokio::spawn(async move {
-            let events =
-                watcher(Api::<Node>::all(client), watcher::Config::default()).default_backoff();
+            let events = watcher(Api::<NodeFields>::all(client), watcher::Config::default())
+                .default_backoff();
             let mut events = std::pin::pin!(events);
             let mut fresh = BTreeMap::new();
             while let Some(event) = events.next().await {
@@ -61,7 +62,11 @@ impl NodeCache {
     }
 
     /// Fold one watch event into the cache; true when the planner's view changed.
-    fn absorb(&self, event: watcher::Event<Node>, fresh: &mut BTreeMap<String, NodeView>) -> bool {
+    fn absorb(
+        &self,
+        event: watcher::Event<NodeFields>,
+        fresh: &mut BTreeMap<String, NodeView>,
+    ) -> bool {
         let Ok(mut nodes) = self.nodes.write() else {
             return false;
         };
@@ -71,7 +76,7 @@ impl NodeCache {
                 false
             }
             watcher::Event::InitApply(node) => {
-                let view = slim(&node);
+                let view = view(&node);
                 fresh.insert(view.name.clone(), view);
                 false
             }
@@ -82,7 +87,7 @@ impl NodeCache {
                 true
             }
             watcher::Event::Apply(node) => {
-                let view = slim(&node);
+                let view = view(&node);
                 nodes.insert(view.name.clone(), view.clone()) != Some(view)
             }
             watcher::Event::Delete(node) => nodes
@@ -92,9 +97,9 @@ impl NodeCache {
     }
 }
 
-/// Keep only what the planner reads from a Node.
+/// The planner's view of a Node as the watch decodes it.
 #[must_use]
-pub fn slim(node: &Node) -> NodeView {
+pub fn view(node: &NodeFields) -> NodeView {
     let status = node.status.as_ref();
     let ready = status
         .and_then(|s| s.conditions.as_ref())

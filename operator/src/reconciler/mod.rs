@@ -5,6 +5,7 @@
 mod apply;
 mod caches;
 mod gather;
+pub mod node_fields;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -18,7 +19,8 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use kubelift_crds::{KubeletUpgrade, NodePhase, NodeUpgrade, Stage};
 
-pub use caches::{NodeCache, slim};
+pub use caches::{NodeCache, view};
+pub use node_fields::NodeFields;
 
 use crate::metrics::Metrics;
 use crate::planner::{self, BlockedEviction, NodeUpgradeView};

@@ -3,6 +3,7 @@
 //! the journal before the next begins. Started again after a crash, it resumes at the step after
 //! the last recorded one; every step is idempotent, so a step cut short is simply run again.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,7 +117,7 @@ struct StepFailure {
 }
 
 impl StepFailure {
-    fn new(reason: &'static str, error: &dyn std::error::Error) -> Self {
+    fn new(reason: &'static str, error: &(dyn std::error::Error + 'static)) -> Self {
         Self {
             reason,
             message: error_chain(error),
@@ -124,15 +125,24 @@ impl StepFailure {
     }
 }
 
-/// An error with its sources, as one line.
+/// An error with its sources, as one line. A request the API server refused ends the line with
+/// the server's own message, code and reason (kube's display of it repeats the message and dumps
+/// the whole `Status`).
 #[must_use]
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
+            let (message, code, reason) = (&status.message, status.code, &status.reason);
+            let _ = write!(text, "{message} (HTTP {code} {reason})");
+            break;
+        }
         text.push_str(&cause.to_string());
-        source = cause.source();
+        next = cause.source();
     }
     text
 }
@@ -519,4 +529,27 @@ fn seconds(value: i64) -> Duration {
 #[must_use]
 pub fn artifact(order: &WorkOrder) -> &BinaryArtifact {
     &order.settings.binary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to read the node")]
+    struct Wrapper(#[source] kube::Error);
+
+    #[test]
+    fn a_refused_request_ends_the_chain_with_the_servers_message() {
+        let status =
+            kube::core::Status::failure("nodes \"n\" not found", "NotFound").with_code(404);
+        let error = Wrapper(kube::Error::Api(status.boxed()));
+
+        let line = error_chain(&error);
+
+        assert_eq!(
+            line,
+            "failed to read the node: nodes \"n\" not found (HTTP 404 NotFound)"
+        );
+    }
 }

@@ -107,16 +107,20 @@ async fn pause_and_retry_change_the_plan_as_they_say() {
     assert_eq!(annotations["kubelift.dev/retry"], "2");
 }
 
+/// `kubectl kubelift plan -f` on `manifest`, against a fresh cluster; `None` without kubectl.
+async fn plan_output(manifest: &str) -> Option<Output> {
+    let server = cluster().await;
+    let kubectl = Kubectl::for_server(&server)?;
+    let file = kubectl.home_path("plan.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    Some(plugin(&kubectl, &["plan", "-f", &file]).await)
+}
+
 #[tokio::test]
 async fn plan_shows_the_canary_then_the_batches_in_zone_order() {
-    let server = cluster().await;
-    let Some(kubectl) = Kubectl::for_server(&server) else {
+    let Some(output) = plan_output(EXAMPLE).await else {
         return;
     };
-    let file = kubectl.home_path("plan.yaml");
-    std::fs::write(&file, EXAMPLE).unwrap();
-
-    let output = plugin(&kubectl, &["plan", "-f", &file]).await;
 
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -142,19 +146,15 @@ async fn plan_shows_the_canary_then_the_batches_in_zone_order() {
 
 #[tokio::test]
 async fn a_plan_that_selects_no_node_says_why() {
-    let server = cluster().await;
-    let Some(kubectl) = Kubectl::for_server(&server) else {
-        return;
-    };
-    let file = kubectl.home_path("plan.yaml");
     let nowhere = EXAMPLE.replace(
         "  nodeSelector:\n",
         "  nodeSelector:\n    matchLabels: {pool: none}\n",
     );
     assert_ne!(nowhere, EXAMPLE, "the selector went in");
-    std::fs::write(&file, nowhere).unwrap();
 
-    let output = plugin(&kubectl, &["plan", "-f", &file]).await;
+    let Some(output) = plan_output(&nowhere).await else {
+        return;
+    };
 
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));

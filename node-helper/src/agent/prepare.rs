@@ -26,7 +26,7 @@ pub struct PrepareFailure {
     pub message: String,
 }
 
-fn failure(reason: &'static str, error: &dyn std::error::Error) -> PrepareFailure {
+fn failure(reason: &'static str, error: &(dyn std::error::Error + 'static)) -> PrepareFailure {
     PrepareFailure {
         reason,
         message: error_chain(error),

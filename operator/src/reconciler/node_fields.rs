@@ -125,7 +125,10 @@ mod tests {
     /// A served Node with the bulk a real one carries (images, managed fields, capacity).
     fn served() -> serde_json::Value {
         let images: Vec<_> = (0..40)
-            .map(|i| serde_json::json!({"names": [format!("registry/image-{i}:v1")], "sizeBytes": i}))
+            .map(|i| {
+                let name = format!("registry/image-{i}:v1");
+                serde_json::json!({"names": [name], "sizeBytes": i})
+            })
             .collect();
         serde_json::json!({
             "apiVersion": "v1", "kind": "Node",

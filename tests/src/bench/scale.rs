@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
 use kubelift_crds::{KubeletUpgrade, NodeUpgrade};
 use serde::Serialize;
@@ -20,7 +20,7 @@ use super::fleet;
 use super::traffic::{self, OPERATOR_AGENT, Traffic};
 use super::{BenchError, procfs, timing};
 use crate::apiserver::{ApiServer, ApiServerConfig};
-use crate::sandbox::{Binaries, Process, apply_crds};
+use crate::sandbox::{Binaries, Process, apply_crds, create_plan};
 
 /// The plan the benchmark applies.
 const PLAN: &str = "scale";
@@ -145,15 +145,7 @@ async fn apply_plan(client: &Client) -> Result<(), BenchError> {
             "containers": {"policy": "Preserve"},
         },
     });
-    let plan: KubeletUpgrade = serde_json::from_value(plan).map_err(|e| BenchError::Api {
-        what: "build the KubeletUpgrade".into(),
-        source: kube::Error::SerdeError(e),
-    })?;
-    let api: Api<KubeletUpgrade> = Api::all(client.clone());
-    api.create(&PostParams::default(), &plan)
-        .await
-        .map_err(BenchError::api("create the KubeletUpgrade"))?;
-    Ok(())
+    Ok(create_plan(client, plan).await?)
 }
 
 fn spawn_operator(server: &ApiServer, bins: &Binaries, dir: &Path) -> Result<Process, BenchError> {

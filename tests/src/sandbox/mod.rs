@@ -83,19 +83,21 @@ pub enum SandboxError {
     #[error("failed to start containerd")]
     Containerd(#[from] crate::containerd::HarnessError),
     /// An API call failed.
-    #[error("failed to {what}: {}", api_message(error))]
+    #[error("failed to {what}")]
     Api {
         /// What was attempted.
         what: String,
-        /// The cause (shown by its API message, not chained).
+        /// The cause.
+        #[source]
         error: kube::Error,
     },
     /// A workload object could not be created.
-    #[error("failed to create {what}: {}", api_message(error))]
+    #[error("failed to create {what}")]
     Object {
         /// The object.
         what: String,
-        /// The cause (shown by its API message, not chained).
+        /// The cause.
+        #[source]
         error: kube::Error,
     },
     /// A manifest could not be parsed.
@@ -126,20 +128,6 @@ pub enum SandboxError {
         /// The signal's name.
         signal: &'static str,
     },
-}
-
-/// A client error on one line: for a request the API server refused, its own message, code and
-/// reason (kube's display repeats the message and dumps the whole `Status`).
-fn api_message(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => {
-            format!(
-                "{} (HTTP {} {})",
-                status.message, status.code, status.reason
-            )
-        }
-        other => kubelift_node_helper::engine::error_chain(other),
-    }
 }
 
 /// Which container runtime the nodes use.
@@ -504,19 +492,7 @@ impl Sandbox {
 
     /// Applies the `KubeletUpgrade` the configuration describes.
     pub async fn apply_plan(&self) -> Result<(), SandboxError> {
-        let plan: KubeletUpgrade =
-            serde_json::from_value(self.plan_json()).map_err(|e| SandboxError::Api {
-                what: "build the KubeletUpgrade".into(),
-                error: kube::Error::SerdeError(e),
-            })?;
-        let api: Api<KubeletUpgrade> = Api::all(self.client());
-        api.create(&PostParams::default(), &plan)
-            .await
-            .map_err(|source| SandboxError::Api {
-                what: "create the KubeletUpgrade".into(),
-                error: source,
-            })?;
-        Ok(())
+        create_plan(&self.client(), self.plan_json()).await
     }
 
     /// The `KubeletUpgrade` as JSON.
@@ -649,6 +625,22 @@ fn sandbox_dir(dir: Option<&Path>) -> Result<(Option<tempfile::TempDir>, PathBuf
         .map_err(failed)?;
     let path = temp.path().to_owned();
     Ok((Some(temp), path))
+}
+
+/// Creates the `KubeletUpgrade` written as JSON in `plan`.
+pub async fn create_plan(client: &Client, plan: Value) -> Result<(), SandboxError> {
+    let plan: KubeletUpgrade = serde_json::from_value(plan).map_err(|e| SandboxError::Api {
+        what: "build the KubeletUpgrade".into(),
+        error: kube::Error::SerdeError(e),
+    })?;
+    let api: Api<KubeletUpgrade> = Api::all(client.clone());
+    api.create(&PostParams::default(), &plan)
+        .await
+        .map_err(|error| SandboxError::Api {
+            what: "create the KubeletUpgrade".into(),
+            error,
+        })?;
+    Ok(())
 }
 
 /// Creates kubelift's CRDs (those already there are left as they are).
